@@ -1,0 +1,103 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vae_tut.cli import build_parser, main
+
+
+def _one_line_error(capsys, argv, *contains):
+    code = None
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for text in contains:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+def test_parser_defaults():
+    args = build_parser().parse_args(["train"])
+    assert (args.arch, args.dataset, args.z, args.c, args.epochs, args.batch_size, args.seed) == \
+        ("mlp", "mnist", 2, 0.05, 15, 256, 0)
+    assert args.lr is None and not args.json
+    args = build_parser().parse_args(["train", "--arch", "cnn", "--z", "5", "--c", "1e-3",
+                                      "--lr", "0.01", "--batch-size", "64", "--json"])
+    assert (args.arch, args.z, args.c, args.lr, args.batch_size, args.json) == \
+        ("cnn", 5, 1e-3, 0.01, 64, True)
+    assert build_parser().parse_args(["reproduce", "--only", "latent"]).only == "latent"
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["train", "--arch", "rnn"], "invalid choice: 'rnn'"),
+    (["train", "--z", "0"], "--z: must be a whole number >= 1"),
+    (["train", "--z", "two"], "--z: must be a whole number >= 1"),
+    (["train", "--c", "0"], "--c: must be a finite number > 0"),
+    (["train", "--c", "-0.5"], "--c: must be a finite number > 0"),
+    (["train", "--lr", "0"], "--lr: must be a finite number > 0"),
+    (["train", "--lr", "nan"], "--lr: must be a finite number > 0"),
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--batch-size", "-3"], "--batch-size"),
+    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--frobnicate"], "unrecognized arguments"),
+    (["reproduce", "--only", "everything"], "invalid choice"),
+    (["data", "--dataset", "svhn"], "invalid choice"),
+    (["fly"], "invalid choice"),
+])
+def test_bad_arguments_one_line_exit_2(capsys, argv, text):
+    _one_line_error(capsys, argv, text)
+
+
+def test_missing_data_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_TUT_DATA", str(tmp_path))
+    line = _one_line_error(capsys, ["train", "--quick"], "not in the data root")
+    assert "python -m vae_tut data" in line
+
+
+def test_data_without_any_source_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    from vae_tut import data
+    monkeypatch.setattr(data, "local_sources", lambda name: [])
+    _one_line_error(capsys, ["data", "--root", str(tmp_path), "--dataset", "mnist",
+                             "--no-download"], "not in the data root")
+
+
+def test_corrupt_cache_one_line_exit_2(capsys, real_data, monkeypatch):
+    from vae_tut.experiments import RunConfig, cache_dir
+    monkeypatch.setenv("VAE_TUT_QUICK", "1")
+    entry = cache_dir() / RunConfig(epochs=1).resolved().key()
+    entry.mkdir(parents=True)
+    (entry / "result.json").write_text("{")
+    _one_line_error(capsys, ["train", "--epochs", "1"], "unreadable")
+
+
+def test_train_json_last_line(capsys, real_data):
+    assert main(["train", "--quick", "--epochs", "1", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    for split in ("train", "test"):
+        assert set(result[split]) == {"recon", "kl", "total"}
+        assert result[split]["total"] == pytest.approx(result[split]["recon"] + result[split]["kl"])
+    assert result["seconds"] > 0 and result["quick"] is True
+    assert "QUICK MODE" in out[0]
+
+
+def test_reproduce_writes_table(capsys, real_data, tmp_path):
+    out_file = tmp_path / "table.md"
+    assert main(["reproduce", "--quick", "--only", "ae", "--out", str(out_file)]) == 0
+    table = out_file.read_text()
+    assert "mlp-mnist-ae" in table and "QUICK MODE" in table
+
+
+def test_module_entry_point_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "vae_tut", "train", "--z", "-1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr

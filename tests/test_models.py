@@ -1,0 +1,102 @@
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae_tut.errors import ConfigError
+from vae_tut.models import (VAE, Autoencoder, CNNDecoder, CNNEncoder, FCDecoder, FCEncoder,
+                            build_model, count_parameters)
+
+LISTINGS = Path(__file__).with_name("report_listings.txt").read_text()
+
+
+def _report_listing(name: str) -> str:
+    """The report's printed module ``name`` (section 3), from the listing file."""
+    block = re.search(rf"^{name}\(\n.*?^\)$", LISTINGS, re.S | re.M)
+    assert block, name
+    return block.group(0)
+
+
+@pytest.mark.parametrize("cls", [FCEncoder, FCDecoder, CNNEncoder, CNNDecoder])
+def test_print_matches_report_listing(cls):
+    # torch >= 2.6 also prints BatchNorm's `bias=True`; the report's torch did not.
+    ours = str(cls(2)).replace(", bias=True, track_running_stats", ", track_running_stats")
+    expected = _report_listing(cls.__name__)
+    assert [l.strip() for l in ours.splitlines()] == [l.strip() for l in expected.splitlines()]
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+@pytest.mark.parametrize("z", [1, 2, 3, 20])
+def test_vae_shapes(arch, z):
+    model = build_model(arch, z)
+    x = torch.rand(5, 1, 28, 28)
+    out = model(x)
+    assert out.logits.shape == (5, 1, 28, 28)
+    assert out.mean.shape == out.var.shape == out.z.shape == (5, z)
+    assert (out.var > 0).all()
+    img = model.generate(torch.randn(7, z))
+    assert img.shape == (7, 1, 28, 28) and img.min() >= 0 and img.max() <= 1
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_autoencoder_is_deterministic(arch):
+    model = build_model(arch, 3, kind="ae").eval()
+    assert isinstance(model, Autoencoder)
+    x = torch.rand(4, 1, 28, 28)
+    a, b = model(x), model(x)
+    assert a.z.shape == (4, 3) and a.var is None
+    assert torch.equal(a.logits, b.logits)
+
+
+def test_cnn_decoder_upsamples_4_7_14_28():
+    dec = CNNDecoder(2)
+    h = dec.activation(dec.fc(torch.randn(2, 2))).view(-1, 32, 4, 4)
+    sizes = []
+    for layer in dec.conv_transpose_layers:
+        h = layer(h)
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            sizes.append(h.shape[-1])
+    assert sizes == [7, 14, 28]
+
+
+def test_variance_is_softplus_plus_floor():
+    model = build_model("mlp", 2)
+    x = torch.rand(3, 1, 28, 28)
+    h = model.encoder(x)
+    mean, var = model.encode(x)
+    assert torch.allclose(mean, h[:, :2])
+    assert torch.allclose(var, torch.nn.functional.softplus(h[:, 2:]) + 1e-8)
+    # softplus is unbounded above (the report says [0, 1]; it is not)
+    assert torch.nn.functional.softplus(torch.tensor(5.0)) > 1
+
+
+def test_gradient_flows_through_reparameterisation():
+    mean = torch.zeros(1000, 2, requires_grad=True)
+    var = torch.full((1000, 2), 4.0, requires_grad=True)
+    torch.manual_seed(0)
+    z = VAE.reparameterize(mean, var)
+    z.pow(2).sum().backward()
+    # d/dmean E[z^2] = 2 mean = 0 on average; d/dvar E[z^2] = 1 per sample
+    assert mean.grad is not None and var.grad is not None
+    assert var.grad.mean().item() == pytest.approx(1.0, abs=0.1)
+    assert (var.grad != 0).all()
+
+
+def test_parameter_count_of_mlp():
+    enc = 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10 + 10 * 4 + 4
+    dec = 2 * 10 + 10 + 10 * 100 + 100 + 100 * 300 + 300 + 300 * 784 + 784
+    assert count_parameters(build_model("mlp", 2)) == enc + dec
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "2", True, None])
+def test_bad_latent_size(bad):
+    with pytest.raises(ConfigError, match="latent size z"):
+        build_model("mlp", bad)
+
+
+def test_unknown_arch_and_kind():
+    with pytest.raises(ConfigError, match="unknown architecture 'rnn'"):
+        build_model("rnn", 2)
+    with pytest.raises(ConfigError, match="unknown model kind 'gan'"):
+        build_model("mlp", 2, kind="gan")

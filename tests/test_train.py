@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from vae_tut.errors import ConfigError, TrainingDiverged
+from vae_tut.models import build_model
+from vae_tut.train import MONITOR_SIZE, default_device, evaluate, fit
+
+
+def _blobs(n: int, seed: int = 0) -> torch.Tensor:
+    """Small synthetic images (unit tests only): bright squares at random places."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 1, 28, 28)
+    pos = torch.randint(0, 20, (n, 2), generator=g)
+    for i, (r, c) in enumerate(pos.tolist()):
+        x[i, 0, r:r + 8, c:c + 8] = 1.0
+    return x
+
+
+def _fit(model, **kw):
+    args = dict(c=0.05, lr=0.0025, batch_size=64, epochs=3, seed=0, device="cpu", progress=False)
+    args.update(kw)
+    return fit(model, _blobs(512), _blobs(200, seed=1), **args)
+
+
+def test_default_device_is_cpu_here():
+    assert default_device().type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        assert default_device().type in ("cpu", "mps")
+
+
+def test_fit_learns_and_records_history():
+    torch.manual_seed(0)
+    model = build_model("mlp", 2)
+    before = evaluate(model, _blobs(200, seed=1), 0.05)["total"]
+    result = _fit(model, epochs=4)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    assert result.history[-1]["train_total"] < result.history[0]["train_total"]
+    assert result.test["total"] < before
+    assert result.train["total"] == pytest.approx(result.history[-1]["train_total"])
+    assert result.test["total"] == pytest.approx(result.test["recon"] + result.test["kl"])
+    assert result.seconds > 0
+
+
+def test_fit_is_reproducible():
+    torch.manual_seed(0)
+    a = _fit(build_model("cnn", 2), epochs=1)
+    torch.manual_seed(0)
+    b = _fit(build_model("cnn", 2), epochs=1)
+    assert a.history[0]["train_total"] == b.history[0]["train_total"]
+    assert a.test == b.test
+
+
+def test_resume_gives_the_same_run():
+    torch.manual_seed(0)
+    whole = build_model("mlp", 2)
+    full = _fit(whole, epochs=3)
+
+    saved = []
+
+    def stop_after_first(state):
+        saved.append({k: v for k, v in state.items()})
+        raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(build_model("mlp", 2), epochs=3, on_epoch_end=stop_after_first)
+    resumed_model = build_model("mlp", 2)
+    resumed = _fit(resumed_model, epochs=3, resume=saved[0])
+    assert [h["train_total"] for h in resumed.history] == [h["train_total"] for h in full.history]
+    for p, q in zip(whole.parameters(), resumed_model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_monitor_uses_100_test_images():
+    assert MONITOR_SIZE == 100
+
+
+def test_non_finite_loss_names_epoch_and_batch():
+    model = build_model("mlp", 2)
+    data = _blobs(256)
+    data[130] = float("nan")  # lands in some batch of epoch 1
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+ of 4"):
+        fit(model, data, _blobs(100), c=0.05, lr=0.001, batch_size=64, epochs=2,
+            device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"lr": 0}, "learning rate"), ({"lr": -1e-3}, "learning rate"),
+    ({"lr": float("nan")}, "learning rate"), ({"c": 0}, "decoder variance c"),
+    ({"batch_size": 0}, "batch size"), ({"epochs": 0}, "epochs"),
+])
+def test_bad_settings(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        _fit(build_model("mlp", 2), **kw)

@@ -1,0 +1,147 @@
+"""The command line: ``python -m vae_tut {data,train,reproduce}`` (see the book's introduction).
+
+Bad arguments and bad files end with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import VaeTutError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, not usage plus a message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _number(kind: type, test: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "must be a whole number >= 1")
+nonnegative_int = _number(int, lambda v: v >= 0, "must be a whole number >= 0")
+positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for all three sub-commands."""
+    from .data import DATASETS
+    from .experiments import GRIDS
+    from .models import ARCHS, KINDS
+
+    parser = _Parser(prog="python -m vae_tut",
+                     description="Data, training and the report's experiments for the VAE book.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = sub.add_parser("data", help="fill the data root with verified MNIST and Fashion-MNIST")
+    data.add_argument("--dataset", choices=[*DATASETS, "all"], default="all")
+    data.add_argument("--root", help="data root (default: $VAE_TUT_DATA or ~/.cache/vae_tut/data)")
+    data.add_argument("--no-download", action="store_true",
+                      help="use local files only, never torchvision's download")
+
+    tr = sub.add_parser("train", help="train one VAE (or autoencoder), or load it from the cache")
+    tr.add_argument("--arch", choices=ARCHS, default="mlp")
+    tr.add_argument("--dataset", choices=list(DATASETS), default="mnist")
+    tr.add_argument("--kind", choices=KINDS, default="vae")
+    tr.add_argument("--z", type=positive_int, default=2, help="latent size (default 2)")
+    tr.add_argument("--c", type=positive_float, default=0.05, help="decoder variance (default 0.05)")
+    tr.add_argument("--epochs", type=positive_int, default=15)
+    tr.add_argument("--lr", type=positive_float, default=None,
+                    help="learning rate (default: 0.0025 for mlp, 0.0015 for cnn)")
+    tr.add_argument("--batch-size", type=positive_int, default=256)
+    tr.add_argument("--seed", type=nonnegative_int, default=0)
+    tr.add_argument("--json", action="store_true",
+                    help="end with one JSON line of final train/test recon, kl, total and seconds")
+    _add_run_options(tr)
+
+    rep = sub.add_parser("reproduce", help="run the report's grid and write a results table")
+    rep.add_argument("--only", choices=list(GRIDS), help="run one part of the grid")
+    rep.add_argument("--out", default="reproduce.md", help="markdown table to write")
+    _add_run_options(rep)
+    return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help="quick mode: 2 epochs on 2,048 images (same as VAE_TUT_QUICK=1)")
+    p.add_argument("--retrain", action="store_true", help="ignore and replace cached runs")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .data import DATASETS, prepare
+
+    names = list(DATASETS) if args.dataset == "all" else [args.dataset]
+    prepare(names, root=args.root, download=not args.no_download)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .experiments import RunConfig, run
+
+    config = RunConfig(arch=args.arch, dataset=args.dataset, z=args.z, c=args.c, lr=args.lr,
+                       batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                       kind=args.kind)
+    result = run(config, retrain=args.retrain, device=args.device)
+    s = result.summary()
+    print(f"{s['run']}{' (from cache)' if s['cached'] else ''}")
+    for split in ("train", "test"):
+        m = s[split]
+        print(f"  {split:5s}  recon {m['recon']:8.2f}  kl {m['kl']:7.2f}  total {m['total']:8.2f}")
+    print(f"  trained in {s['seconds']:.1f} s")
+    if args.json:
+        print(json.dumps({"train": s["train"], "test": s["test"], "seconds": s["seconds"],
+                          "quick": s["quick"], "cached": s["cached"]}))
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .experiments import grid, results_table, run
+
+    configs = grid(args.only)
+    runs = {}
+    for i, (name, config) in enumerate(configs.items(), 1):
+        print(f"[{i}/{len(configs)}] {name}: {config.resolved().label()}", flush=True)
+        runs[name] = run(config, retrain=args.retrain, device=args.device)
+    table = results_table(runs)
+    Path(args.out).write_text(table)
+    print(table)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "quick", False):
+        os.environ["VAE_TUT_QUICK"] = "1"
+    commands = {"data": _cmd_data, "train": _cmd_train, "reproduce": _cmd_reproduce}
+    try:
+        return commands[args.command](args)
+    except VaeTutError as err:
+        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{parser.prog} {args.command}: interrupted; finished epochs are kept "
+              "and the same command resumes from them", file=sys.stderr)
+        return 130

@@ -1,0 +1,27 @@
+"""Errors that ``vae_tut`` raises for bad input or bad files.
+
+Every error here carries a one-line message meant for a reader, and the
+command line prints exactly that line (exit status 2) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class VaeTutError(Exception):
+    """Base class: a problem the user can fix, explained in one line."""
+
+
+class ConfigError(VaeTutError, ValueError):
+    """A run setting is out of range or unknown (e.g. ``z <= 0``)."""
+
+
+class DataError(VaeTutError):
+    """A data set is missing, or one of its files is wrong or truncated."""
+
+
+class CacheError(VaeTutError):
+    """A cached run cannot be trusted (unreadable, or made for another config)."""
+
+
+class TrainingDiverged(VaeTutError, FloatingPointError):
+    """The loss became NaN or infinite during training."""

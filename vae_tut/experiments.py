@@ -1,0 +1,306 @@
+"""Named runs of the report's grid, trained once and cached (used from chapter 2 on).
+
+A :class:`RunConfig` fixes everything that determines a run's numbers. The
+cache folder of a run is named by a hash of that config and of the source of
+the modules that compute the numbers, so changing either trains afresh.
+Entries are written to a temporary folder and renamed into place, so an
+interrupted run never leaves a half-written entry; finished epochs are kept
+in a separate resume checkpoint, so an interrupted run continues where it
+stopped. Weights are read back with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import losses, models, train
+from .data import DATASETS, load_dataset
+from .errors import CacheError, ConfigError
+from .losses import check_c
+from .models import ARCHS, KINDS, build_model, check_latent_dim
+
+DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
+QUICK_EPOCHS = 2
+QUICK_TRAIN_SIZE = 2048
+
+
+def quick_mode() -> bool:
+    """True when ``$VAE_TUT_QUICK`` is set to something other than ``0`` or empty."""
+    return os.environ.get("VAE_TUT_QUICK", "0") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that fixes a run's numbers. ``lr=None`` means the report's rate for ``arch``.
+
+    ``train_size`` limits the training images (the first N); ``None`` means all
+    60,000. Only quick mode sets it.
+    """
+
+    arch: str = "mlp"
+    dataset: str = "mnist"
+    z: int = 2
+    c: float = 0.05
+    lr: float | None = None
+    batch_size: int = 256
+    epochs: int = 15
+    seed: int = 0
+    kind: str = "vae"
+    train_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown architecture {self.arch!r}; choose one of: {', '.join(ARCHS)}")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown model kind {self.kind!r}; choose one of: {', '.join(KINDS)}")
+        check_latent_dim(self.z)
+        object.__setattr__(self, "c", check_c(self.c))
+        lr = DEFAULT_LR[self.arch] if self.lr is None else self.lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
+        object.__setattr__(self, "lr", float(lr))
+        for name in ("batch_size", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be a whole number >= 1, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size < 1):
+            raise ConfigError(f"train size must be a whole number >= 1, got {self.train_size!r}")
+
+    @property
+    def is_quick(self) -> bool:
+        """Whether this run was shrunk for tests (fewer epochs or images than the report)."""
+        return self.train_size is not None
+
+    def quick(self) -> "RunConfig":
+        """The quick-mode version: at most 2 epochs on the first 2,048 training images."""
+        return dataclasses.replace(self, epochs=min(self.epochs, QUICK_EPOCHS),
+                                   train_size=QUICK_TRAIN_SIZE)
+
+    def resolved(self) -> "RunConfig":
+        """This config, shrunk if quick mode (``$VAE_TUT_QUICK=1``) is on."""
+        return self.quick() if quick_mode() and not self.is_quick else self
+
+    def label(self) -> str:
+        """A short human name, e.g. ``MLP VAE, mnist, z=2, c=0.05`` (+ ``[QUICK MODE]``)."""
+        text = f"{self.arch.upper()} {self.kind.upper()}, {self.dataset}, z={self.z}"
+        if self.kind == "vae":
+            text += f", c={self.c:g}"
+        return text + (" [QUICK MODE]" if self.is_quick else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """Cache folder name: readable prefix + hash of the config and the code version."""
+        blob = json.dumps({"config": self.as_dict(), "code": code_version()}, sort_keys=True)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return f"{self.arch}-{self.kind}-{self.dataset}-z{self.z}-{digest}"
+
+
+def code_version() -> str:
+    """Hash of the source of the modules that compute a run's numbers."""
+    digest = hashlib.sha256()
+    for module in (models, losses, train):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- the report's grid
+
+BASE = {
+    f"{arch}-{ds}": RunConfig(arch=arch, dataset=ds)
+    for arch in ("mlp", "cnn") for ds in ("mnist", "fashion-mnist")
+}
+LATENT_SIZES = (1, 2, 3, 5, 10, 20)
+LATENT = {f"{arch}-mnist-z{z}": RunConfig(arch=arch, z=z) for arch in ("mlp", "cnn") for z in LATENT_SIZES}
+C_VALUES = (0.0001, 0.001, 0.01, 0.05, 1.0)
+C_GRID = {f"mlp-mnist-c{c:g}": RunConfig(c=c) for c in C_VALUES}
+AE_BASELINE = RunConfig(kind="ae")
+GRIDS = {
+    "base": BASE,
+    "latent": LATENT,
+    "c": C_GRID,
+    "ae": {"mlp-mnist-ae": AE_BASELINE},
+}
+
+# Final training losses quoted in the reference report (section 3.3 and 4.1).
+REPORT = {
+    "mlp-mnist": {"total": 307.0, "recon": 293.0, "kl": 14.0},
+    "mlp-fashion-mnist": {"total": 229.0, "recon": 216.0, "kl": 13.4},
+    "cnn-mnist": {"total": 322.0},
+    "cnn-fashion-mnist": {"total": 246.0},
+}
+
+
+def grid(names: str | None = None) -> dict[str, RunConfig]:
+    """The named configs of one grid (``base``, ``latent``, ``c``, ``ae``) or, with ``None``, all."""
+    if names is None:
+        merged: dict[str, RunConfig] = {}
+        for g in GRIDS.values():
+            merged.update(g)
+        return merged
+    if names not in GRIDS:
+        raise ConfigError(f"unknown grid {names!r}; choose one of: {', '.join(GRIDS)}")
+    return dict(GRIDS[names])
+
+
+# ---------------------------------------------------------------- the cache
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """Run cache: ``path``, else ``$VAE_TUT_CACHE``, else ``~/.cache/vae_tut/runs``."""
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get("VAE_TUT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vae_tut" / "runs"
+
+
+@dataclass
+class Run:
+    """A finished run: its (resolved) config, trained model in eval mode, history and metrics."""
+
+    config: RunConfig
+    model: nn.Module
+    history: list[dict[str, float]]
+    train: dict[str, float]
+    test: dict[str, float]
+    seconds: float
+    from_cache: bool
+
+    def summary(self) -> dict[str, Any]:
+        """Final train/test numbers, seconds and the quick flag, for tables and ``--json``."""
+        return {"run": self.config.label(), "quick": self.config.is_quick,
+                "train": self.train, "test": self.test, "seconds": self.seconds,
+                "cached": self.from_cache}
+
+
+def _write_atomic_dir(final: Path, files: dict[str, Any]) -> None:
+    """Write ``files`` (name -> JSON-able dict or torch state) into ``final`` in one rename."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{final.name}-"))
+    try:
+        for name, content in files.items():
+            with open(tmp / name, "wb") as handle:
+                if name.endswith(".json"):
+                    handle.write(json.dumps(content, indent=1, sort_keys=True).encode())
+                else:
+                    torch.save(content, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if final.exists():
+            old = final.with_name(f".old-{final.name}-{os.getpid()}")
+            final.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load_entry(entry: Path, config: RunConfig) -> Run:
+    """Read a finished cache entry, checking it was made for ``config`` by this code."""
+    try:
+        meta = json.loads((entry / "result.json").read_text())
+        state = torch.load(entry / "model.pt", map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CacheError(f"cache entry {entry} is unreadable ({type(err).__name__}); "
+                         "delete it or train again with retrain=True (--retrain)") from None
+    if meta.get("config") != config.as_dict() or meta.get("code_version") != code_version():
+        raise CacheError(f"cache entry {entry} holds a run of another config or code version; "
+                         "delete it or train again with retrain=True (--retrain)")
+    model = build_model(config.arch, config.z, config.kind)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise CacheError(f"cache entry {entry}: weights do not fit {config.label()} "
+                         f"({str(err).splitlines()[0]}); delete it or pass --retrain") from None
+    model.eval()
+    return Run(config, model, meta["history"], meta["train"], meta["test"], meta["seconds"], True)
+
+
+def run(config: RunConfig, *, cache: str | os.PathLike | None = None, retrain: bool = False,
+        progress: bool | None = None, device: str | None = None) -> Run:
+    """Load ``config``'s finished run from the cache, or train it and cache it.
+
+    Quick mode (``$VAE_TUT_QUICK=1``) shrinks the config first. An interrupted
+    training run resumes from its last finished epoch when called again.
+    """
+    config = config.resolved()
+    root = cache_dir(cache)
+    entry = root / config.key()
+    partial = root / f".partial-{config.key()}"
+    if entry.exists() and not retrain:
+        return _load_entry(entry, config)
+    if retrain:
+        shutil.rmtree(partial, ignore_errors=True)
+
+    resume = None
+    if (partial / "state.pt").exists():
+        try:
+            resume = torch.load(partial / "state.pt", map_location="cpu", weights_only=True)
+        except Exception:
+            resume = None  # an unreadable checkpoint is only lost time: start again
+    train_x, _ = load_dataset(config.dataset, "train")
+    test_x, _ = load_dataset(config.dataset, "test")
+    if config.train_size is not None:
+        train_x = train_x[:config.train_size]
+    torch.manual_seed(config.seed)
+    model = build_model(config.arch, config.z, config.kind)
+    result = train.fit(
+        model, train_x, test_x, c=config.c, lr=config.lr, batch_size=config.batch_size,
+        epochs=config.epochs, seed=config.seed, device=device, progress=progress,
+        desc=config.label(), resume=resume,
+        on_epoch_end=lambda state: _write_atomic_dir(partial, {"state.pt": state}))
+    model.to("cpu").eval()
+    meta = {"config": config.as_dict(), "code_version": code_version(),
+            "history": result.history, "train": result.train, "test": result.test,
+            "seconds": result.seconds, "torch": torch.__version__}
+    _write_atomic_dir(entry, {"model.pt": model.state_dict(), "result.json": meta})
+    shutil.rmtree(partial, ignore_errors=True)
+    return Run(config, model, result.history, result.train, result.test, result.seconds, False)
+
+
+# ---------------------------------------------------------------- the results table
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def results_table(runs: dict[str, Run]) -> str:
+    """Markdown table of runs, with the report's final training loss beside this book's."""
+    lines = [
+        "| run | report train total | train recon | train KL | train total | "
+        "difference to report | test recon | test KL | test total | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    quick = False
+    for name, r in runs.items():
+        quick |= r.config.is_quick
+        ref = REPORT.get(name, {}).get("total")
+        diff = "—" if ref is None else f"{100 * (r.train['total'] - ref) / ref:+.1f} %"
+        lines.append(
+            f"| {name} | {_fmt(ref)} | {_fmt(r.train['recon'])} | {_fmt(r.train['kl'])} | "
+            f"{_fmt(r.train['total'])} | {diff} | {_fmt(r.test['recon'])} | {_fmt(r.test['kl'])} | "
+            f"{_fmt(r.test['total'])} | {r.seconds:.0f} |")
+    if quick:
+        lines.insert(0, "**QUICK MODE**: these runs used 2 epochs on 2,048 images; "
+                        "they are smoke tests, not comparable with the report.\n")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,179 @@
+"""Training and evaluating a VAE or autoencoder (the loop is explained in chapter 5).
+
+The data set is small enough to keep as two tensors on the device, so an
+epoch is a random permutation of indices cut into batches: no ``DataLoader``,
+no per-image transforms. Everything random is seeded, so a run with the same
+settings gives the same numbers, also when it is resumed after an interruption.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, TrainingDiverged
+from .losses import check_c, vae_loss
+
+MONITOR_SIZE = 100  # the report monitors the loss on 100 random test images
+
+
+def default_device() -> torch.device:
+    """CUDA if present, then Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def progress_enabled() -> bool:
+    """Progress bars are on unless ``$VAE_TUT_PROGRESS`` is ``0``."""
+    return os.environ.get("VAE_TUT_PROGRESS", "1") != "0"
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    ``history`` has one dict per epoch (train recon/KL averaged over the epoch's
+    batches, test recon/KL on the fixed 100-image monitor set, seconds);
+    ``train`` is the last epoch's average, as the report quotes it; ``test`` is
+    measured on the whole test set after training.
+    """
+
+    history: list[dict[str, float]]
+    train: dict[str, float]
+    test: dict[str, float]
+    seconds: float
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, c: float,
+             batch_size: int = 1000) -> dict[str, float]:
+    """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    recon = kl = 0.0
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        out = model(x)
+        terms = vae_loss(x, out.logits, out.mean, out.var, c)
+        recon += float(terms.recon) * len(x)
+        kl += float(terms.kl) * len(x)
+    model.train(was_training)
+    n = len(images)
+    return {"recon": recon / n, "kl": kl / n, "total": (recon + kl) / n}
+
+
+def _check_settings(c: float, lr: float, batch_size: int, epochs: int) -> None:
+    check_c(c)
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise ConfigError(f"epochs must be a whole number >= 1, got {epochs!r}")
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor, *,
+        c: float, lr: float, batch_size: int, epochs: int, seed: int = 0,
+        device: torch.device | str | None = None, progress: bool | None = None,
+        desc: str = "training", resume: dict[str, Any] | None = None,
+        on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
+    """Train ``model`` with Adam on ``train_images`` and return its history and final metrics.
+
+    ``on_epoch_end`` receives a checkpoint (weights, optimizer, RNG state and
+    history) after every epoch; passing it back as ``resume`` continues the run
+    exactly where it stopped. A NaN or infinite loss raises
+    :class:`TrainingDiverged` naming the epoch and batch.
+    """
+    _check_settings(c, lr, batch_size, epochs)
+    device = torch.device(device) if device is not None else default_device()
+    progress = progress_enabled() if progress is None else progress
+    model.to(device).train()
+    train_x = train_images.to(device)
+    monitor_idx = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))
+    monitor_x = test_images[monitor_idx[:MONITOR_SIZE]].to(device)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    order = torch.Generator().manual_seed(seed)
+    history: list[dict[str, float]] = []
+    seconds = 0.0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        order.set_state(resume["order_rng"])
+        _set_rng_state(resume["rng"], device)
+        history = list(resume["history"])
+        seconds = float(resume["seconds"])
+    else:
+        torch.manual_seed(seed)
+
+    n = len(train_x)
+    n_batches = math.ceil(n / batch_size)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=epochs * n_batches, initial=len(history) * n_batches, desc=desc,
+               unit="batch", disable=not progress, leave=False)
+    try:
+        for epoch in range(len(history) + 1, epochs + 1):
+            started = time.perf_counter()
+            perm = torch.randperm(n, generator=order).to(device)
+            recon_sum = kl_sum = 0.0
+            for b in range(n_batches):
+                x = train_x[perm[b * batch_size:(b + 1) * batch_size]]
+                out = model(x)
+                terms = vae_loss(x, out.logits, out.mean, out.var, c)
+                loss = terms.total
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"loss became {value} at epoch {epoch}, batch {b + 1} of {n_batches}; "
+                        "try a smaller learning rate or a larger c")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                recon_sum += terms.recon.item() * len(x)
+                kl_sum += terms.kl.item() * len(x)
+                bar.update(1)
+            monitor = evaluate(model, monitor_x, c)
+            seconds += time.perf_counter() - started
+            history.append({
+                "epoch": epoch, "train_recon": recon_sum / n, "train_kl": kl_sum / n,
+                "train_total": (recon_sum + kl_sum) / n, "test_recon": monitor["recon"],
+                "test_kl": monitor["kl"], "test_total": monitor["total"], "seconds": seconds,
+            })
+            bar.set_postfix(epoch=epoch, loss=f"{history[-1]['train_total']:.1f}")
+            if on_epoch_end is not None:
+                on_epoch_end({
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "order_rng": order.get_state(), "rng": _rng_state(device),
+                    "history": history, "seconds": seconds,
+                })
+    finally:
+        bar.close()
+    last = history[-1]
+    train = {"recon": last["train_recon"], "kl": last["train_kl"], "total": last["train_total"]}
+    test = evaluate(model, test_images, c)
+    return FitResult(history=history, train=train, test=test, seconds=seconds)
