@@ -1,0 +1,66 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+
+from vae_tut.latent import decode, encode, extent, grid_codes, interpolate, normal_quantile_codes
+from vae_tut.models import build_model
+from vae_tut.plots import history_curves, image_grid, latent_scatter
+
+
+def test_encode_decode_shapes_vae_and_ae():
+    x = torch.rand(50, 1, 28, 28)
+    vae, ae = build_model("mlp", 3), build_model("cnn", 3, kind="ae")
+    mean, var = encode(vae, x, batch_size=16)
+    assert mean.shape == var.shape == (50, 3)
+    codes, none = encode(ae, x, batch_size=16)
+    assert codes.shape == (50, 3) and none is None
+    img = decode(vae, mean, batch_size=7)
+    assert img.shape == (50, 1, 28, 28) and 0 <= img.min() and img.max() <= 1
+
+
+def test_encode_gives_the_posterior_mean():
+    vae = build_model("mlp", 2).eval()
+    x = torch.rand(10, 1, 28, 28)
+    assert torch.allclose(encode(vae, x)[0], vae.encode(x)[0])
+
+
+def test_grid_codes_layout():
+    g = grid_codes((-1, -2), (1, 2), n=3)
+    assert g.shape == (9, 2)
+    assert g[0].tolist() == [-1.0, 2.0]      # top-left: smallest x, largest y
+    assert g[-1].tolist() == [1.0, -2.0]     # bottom-right
+    assert g[4].tolist() == [0.0, 0.0]
+
+
+def test_normal_quantile_codes_are_symmetric_quantiles():
+    g = normal_quantile_codes(5, tail=0.05)
+    assert g[:, 0].min().item() == pytest.approx(-1.6449, abs=1e-3)
+    assert g[:, 0].max().item() == pytest.approx(1.6449, abs=1e-3)
+    assert g.sum().item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_interpolate_ends_and_midpoint():
+    a, b = torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0])
+    path = interpolate(a, b, steps=5)
+    assert torch.equal(path[0], a) and torch.equal(path[-1], b)
+    assert path[2].tolist() == [2.0, 0.0]
+
+
+def test_extent_with_margin():
+    lo, hi = extent(torch.tensor([[0.0, 0.0], [10.0, 20.0]]), margin=0.1)
+    assert lo == pytest.approx((-1.0, -2.0)) and hi == pytest.approx((11.0, 22.0))
+
+
+def test_plots_draw():
+    ax = image_grid(torch.rand(10, 1, 28, 28), nrow=5, title="t")
+    assert ax.images[0].get_array().shape == (2 * 29 + 1, 5 * 29 + 1)
+    ax = latent_scatter(torch.randn(100, 2), torch.arange(100) % 10)
+    assert len(ax.collections) == 10
+    hist = [{"epoch": e, **{f"{s}_{t}": 1.0 / e for s in ("train", "test")
+                              for t in ("recon", "kl", "total")}} for e in (1, 2, 3)]
+    axes = history_curves(hist)
+    assert len(axes) == 3 and len(axes[0].lines) == 2
+    matplotlib.pyplot.close("all")

@@ -1,0 +1,65 @@
+"""Looking inside a latent space: encoding a data set, decoding grids and paths.
+
+Chapter 2 uses these on the autoencoder, chapter 3 to compare it with the VAE,
+and chapters 5-9 on every trained VAE.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def encode(model: nn.Module, images: torch.Tensor,
+           batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Posterior means ``[N, z]`` and variances (``None`` for an autoencoder) of ``images``."""
+    model.eval()
+    device = next(model.parameters()).device
+    means, variances = [], []
+    for start in range(0, len(images), batch_size):
+        mean, var = model.encode(images[start:start + batch_size].to(device))
+        means.append(mean.cpu())
+        if var is not None:
+            variances.append(var.cpu())
+    return torch.cat(means), (torch.cat(variances) if variances else None)
+
+
+@torch.no_grad()
+def decode(model: nn.Module, codes: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Images in [0, 1], ``[N, 1, 28, 28]``, decoded from latent ``codes``."""
+    model.eval()
+    device = next(model.parameters()).device
+    parts = [torch.sigmoid(model.decode(codes[s:s + batch_size].to(device))).cpu()
+             for s in range(0, len(codes), batch_size)]
+    return torch.cat(parts)
+
+
+def grid_codes(lo: tuple[float, float], hi: tuple[float, float], n: int = 15) -> torch.Tensor:
+    """``n * n`` points of a regular 2-D grid from ``lo`` to ``hi``, row by row, top row = highest y."""
+    xs = torch.linspace(lo[0], hi[0], n)
+    ys = torch.linspace(hi[1], lo[1], n)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+
+
+def normal_quantile_codes(n: int = 15, tail: float = 0.05) -> torch.Tensor:
+    """A 2-D grid at the quantiles ``tail .. 1 - tail`` of N(0, 1) in each axis (chapter 5).
+
+    Equal steps in probability, not in distance: the grid covers the prior's mass evenly.
+    """
+    q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(tail, 1 - tail, n))
+    return grid_codes((float(q[0]), float(q[0])), (float(q[-1]), float(q[-1])), n)
+
+
+def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:
+    """``steps`` codes on the straight line from ``a`` to ``b`` (both ends included)."""
+    t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
+    return (1 - t) * a.reshape(1, -1) + t * b.reshape(1, -1)
+
+
+def extent(codes: torch.Tensor, margin: float = 0.05) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Lower and upper corners of the box holding ``codes``, widened by ``margin`` of its size."""
+    lo, hi = codes.min(0).values, codes.max(0).values
+    pad = (hi - lo) * margin
+    return tuple((lo - pad).tolist()), tuple((hi + pad).tolist())

@@ -1,0 +1,79 @@
+"""The figures the chapters draw again and again: image grids, latent scatters, curves.
+
+Each function draws on a matplotlib ``Axes`` (a new figure when none is given)
+and returns it, so chapters can place several side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.axes import Axes
+
+
+def _axes(ax: Axes | None, size: tuple[float, float] = (5, 5)) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=size)
+    return ax
+
+
+def image_grid(images: torch.Tensor, nrow: int, ax: Axes | None = None,
+               title: str | None = None, pad: int = 1) -> Axes:
+    """Show ``[N, 1, 28, 28]`` images in [0, 1] as one picture, ``nrow`` images per row."""
+    ax = _axes(ax)
+    n = len(images)
+    ncol_rows = (n + nrow - 1) // nrow
+    h, w = images.shape[-2:]
+    canvas = torch.ones(ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad)
+    for i, img in enumerate(images.detach().cpu()):
+        r, c = divmod(i, nrow)
+        canvas[pad + r * (h + pad):pad + r * (h + pad) + h,
+               pad + c * (w + pad):pad + c * (w + pad) + w] = img[0]
+    ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def latent_scatter(codes: torch.Tensor, labels: torch.Tensor, ax: Axes | None = None,
+                   class_names: Sequence[str] | None = None, title: str | None = None,
+                   dims: tuple[int, int] = (0, 1), s: float = 2.0, legend: bool = True) -> Axes:
+    """Scatter two latent dimensions of ``codes``, one colour per class."""
+    ax = _axes(ax, (6, 5))
+    cmap = plt.get_cmap("tab10")
+    codes, labels = torch.as_tensor(codes).detach().cpu(), torch.as_tensor(labels).cpu()
+    for k in range(int(labels.max()) + 1):
+        sel = labels == k
+        name = class_names[k] if class_names is not None else str(k)
+        ax.scatter(codes[sel, dims[0]].numpy(), codes[sel, dims[1]].numpy(), s=s, color=cmap(k), label=name,
+                   alpha=0.6, linewidths=0, rasterized=True)
+    ax.set_xlabel(f"$z_{dims[0] + 1}$")
+    ax.set_ylabel(f"$z_{dims[1] + 1}$")
+    if legend:
+        ax.legend(markerscale=5, fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5),
+                  frameon=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def history_curves(history: Sequence[dict[str, float]], axes: Sequence[Axes] | None = None,
+                   title: str | None = None) -> Sequence[Axes]:
+    """Per-epoch reconstruction, KL and total loss: training average and 100-image test monitor."""
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    epochs = [h["epoch"] for h in history]
+    for ax, term, name in zip(axes, ("recon", "kl", "total"), ("reconstruction", "KL", "total")):
+        ax.plot(epochs, [h[f"train_{term}"] for h in history], "o-", ms=3, label="train (epoch mean)")
+        ax.plot(epochs, [h[f"test_{term}"] for h in history], "s--", ms=3, label="test (100 images)")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    if title:
+        axes[0].figure.suptitle(title, y=1.02)
+    return axes
