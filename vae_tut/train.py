@@ -135,7 +135,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     from tqdm.auto import tqdm
 
     bar = tqdm(total=epochs * n_batches, initial=len(history) * n_batches, desc=desc,
-               unit="batch", disable=not progress, leave=False)
+               unit="batch", disable=not progress, leave=False, mininterval=1.0)
     try:
         for epoch in range(len(history) + 1, epochs + 1):
             started = time.perf_counter()
