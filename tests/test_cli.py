@@ -101,3 +101,32 @@ def test_module_entry_point_has_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_non_finite_loss_one_line_exit_2(capsys, real_data):
+    line = _one_line_error(capsys, ["train", "--quick", "--lr", "1e6"], "loss became")
+    assert "epoch 1, batch" in line
+
+
+def test_truncated_data_file_one_line_exit_2(capsys, real_data, tmp_path, monkeypatch):
+    import shutil
+    from vae_tut.data import DATASETS
+    info = DATASETS["mnist"]
+    raw = info.raw_dir(tmp_path)
+    shutil.copytree(info.raw_dir(real_data), raw)
+    (raw / "train-images-idx3-ubyte").write_bytes(b"\0" * 1000)
+    monkeypatch.setenv("VAE_TUT_DATA", str(tmp_path))
+    _one_line_error(capsys, ["train", "--quick"], "train-images-idx3-ubyte", "wrong size")
+
+
+def test_checkpoint_of_another_config_one_line_exit_2(capsys, real_data, monkeypatch):
+    import json as json_
+    from vae_tut.experiments import RunConfig, cache_dir
+    monkeypatch.setenv("VAE_TUT_QUICK", "1")
+    assert main(["train", "--epochs", "1"]) == 0
+    entry = cache_dir() / RunConfig(epochs=1).resolved().key()
+    meta = json_.loads((entry / "result.json").read_text())
+    meta["config"]["z"] = 3
+    (entry / "result.json").write_text(json_.dumps(meta))
+    capsys.readouterr()
+    _one_line_error(capsys, ["train", "--epochs", "1"], "another config")
