@@ -130,3 +130,10 @@ def test_checkpoint_of_another_config_one_line_exit_2(capsys, real_data, monkeyp
     (entry / "result.json").write_text(json_.dumps(meta))
     capsys.readouterr()
     _one_line_error(capsys, ["train", "--epochs", "1"], "another config")
+
+
+def test_absent_device_one_line_exit_2(capsys, real_data):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    _one_line_error(capsys, ["train", "--quick", "--device", "cuda"], "not available")

@@ -92,3 +92,11 @@ def test_non_finite_loss_names_epoch_and_batch():
 def test_bad_settings(kw, match):
     with pytest.raises(ConfigError, match=match):
         _fit(build_model("mlp", 2), **kw)
+
+
+def test_unknown_or_absent_device():
+    with pytest.raises(ConfigError, match="unknown device 'gpu0'"):
+        _fit(build_model("mlp", 2), device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="not available"):
+            _fit(build_model("mlp", 2), device="cuda")

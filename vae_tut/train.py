@@ -33,6 +33,22 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device`` as a ``torch.device``, the best available one for ``None``; a clear error if absent."""
+    if device is None:
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or mps") from None
+    mps = getattr(torch.backends, "mps", None)
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": mps is not None and mps.is_available()}
+    if not available.get(dev.type, False):
+        raise ConfigError(f"device {device!r} is not available on this machine")
+    return dev
+
+
 def progress_enabled() -> bool:
     """Progress bars are on unless ``$VAE_TUT_PROGRESS`` is ``0``."""
     return os.environ.get("VAE_TUT_PROGRESS", "1") != "0"
@@ -109,7 +125,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     :class:`TrainingDiverged` naming the epoch and batch.
     """
     _check_settings(c, lr, batch_size, epochs)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     progress = progress_enabled() if progress is None else progress
     model.to(device).train()
     train_x = train_images.to(device)
