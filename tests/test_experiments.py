@@ -5,8 +5,8 @@ import torch
 
 from vae_tut import experiments
 from vae_tut.errors import CacheError, ConfigError
-from vae_tut.experiments import (AE_BASELINE, BASE, C_GRID, LATENT, REPORT, RunConfig, cache_dir,
-                                 grid, results_table, run)
+from vae_tut.experiments import (AE_BASELINE, BASE, C_GRID, LATENT, REPORT, SEED_GRID, RunConfig,
+                                 cache_dir, grid, results_table, run)
 
 
 def test_report_grid_settings():
@@ -19,7 +19,10 @@ def test_report_grid_settings():
     assert sorted(c.c for c in C_GRID.values()) == [0.0001, 0.001, 0.01, 0.05, 1.0]
     assert AE_BASELINE.kind == "ae"
     assert set(REPORT) <= set(BASE)
-    assert len(grid()) == 4 + 12 + 5 + 1
+    assert sorted(c.seed for c in SEED_GRID.values()) == [0, 1, 2, 3, 4]
+    assert len(grid()) == 4 + 12 + 5 + 1 + 5
+    # the MLP base run reappears as z=2, c=0.05 and seed 0; the CNN base run as z=2
+    assert len(set(grid().values())) == 27 - 3 - 1
 
 
 def test_key_depends_on_every_field_and_on_code(monkeypatch):
