@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # training many times over. Passive waiting costs nothing when the cores are free.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup data book book-quick test clean
+.PHONY: setup data book book-quick test browser-test clean
 
 setup: $(BIN)/.installed
 
@@ -32,7 +32,16 @@ book-quick: data
 
 # Unit tests, tests on the real data, and every chapter notebook in quick mode.
 test: data
-	VAE_TUT_QUICK=1 $(BIN)/python -m pytest --nbval-lax
+	VAE_TUT_QUICK=1 $(BIN)/python -m pytest --nbval-lax -m "not browser"
+
+# Every page of the quick build in headless Chromium, offline (needs `make book-quick` first).
+browser-test: setup
+	$(BIN)/python -m pip install --quiet -e '.[browser]'
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } \
+	  || { echo "browser-test needs Debian's chromium (apt-get install chromium)"; exit 1; }
+	VAE_TUT_BOOK_HTML=_build_quick/_build/html VAE_TUT_SCREENSHOTS=_build_quick/screenshots \
+	  $(BIN)/python -m pytest -m browser tests/browser
 
 clean:
 	rm -rf _build _build_quick

