@@ -20,9 +20,9 @@ def test_report_grid_settings():
     assert AE_BASELINE.kind == "ae"
     assert set(REPORT) <= set(BASE)
     assert sorted(c.seed for c in SEED_GRID.values()) == [0, 1, 2, 3, 4]
-    assert len(grid()) == 4 + 12 + 5 + 1 + 5
+    assert len(grid()) == 4 + 12 + 5 + 1 + 5 + 2
     # the MLP base run reappears as z=2, c=0.05 and seed 0; the CNN base run as z=2
-    assert len(set(grid().values())) == 27 - 3 - 1
+    assert len(set(grid().values())) == 29 - 3 - 1
 
 
 def test_key_depends_on_every_field_and_on_code(monkeypatch):
