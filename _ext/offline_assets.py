@@ -47,7 +47,51 @@ def _stage(app: Sphinx, config: Config) -> None:
         "offline/require.js": {},
         "offline/widgets/embed-amd.js": {},
     }
+    app.connect("html-page-context", _widget_assets_path, priority=1)
     logger.info("offline_assets: MathJax and widget scripts served from _static/offline")
+
+
+def _widget_assets_path(app: Sphinx, pagename: str, templatename: str, context: dict,
+                        doctree) -> None:
+    """Tell the widget manager where its own files are, relative to this page.
+
+    It finds its fonts and styles through the module path that require.js gives it,
+    which by default points at the page's folder; map it to the staged copy. A global
+    ``require`` object defined before require.js loads is require.js's configuration,
+    so it goes only on pages that load the widget scripts.
+    """
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    if not NbMetadataCollector.get_js_files(app.env, pagename):
+        return
+    here = context["pathto"]("_static/offline/widgets", 1)
+    app.add_js_file(None, priority=450, body=(
+        "var require = {paths: {'@jupyter-widgets/html-manager/dist': "
+        f"new URL({here!r}, document.baseURI).href}}}};"))
+    app.add_js_file(None, priority=501, body=MATHJAX2_HUB_SHIM)
+
+
+# The widget manager typesets labels with MathJax 2's `MathJax.Hub.Queue`; the book
+# uses MathJax 3, which has no Hub. This stand-in forwards to MathJax 3's typesetting
+# (and holds requests made before MathJax has loaded).
+MATHJAX2_HUB_SHIM = """(function () {
+  var pending = [];
+  var hub = {Queue: function (job) {
+    var el = job && job[2];
+    if (window.MathJax && window.MathJax.typesetPromise) { window.MathJax.typesetPromise(el ? [el] : undefined); }
+    else if (el) { pending.push(el); }
+  }};
+  var config = window.MathJax = window.MathJax || {};
+  config.Hub = hub;
+  config.startup = config.startup || {};
+  config.startup.ready = function () {
+    window.MathJax.startup.defaultReady();
+    window.MathJax.Hub = hub;
+    window.MathJax.startup.promise.then(function () {
+      if (pending.length) { window.MathJax.typesetPromise(pending); }
+    });
+  };
+})();"""
 
 
 def setup(app: Sphinx) -> dict:

@@ -106,6 +106,8 @@ def test_page_renders_offline(page_path, server, browser, shots):
     page = context.new_page()
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    missing = []
+    page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
     page.goto(f"{server}/{page_path}", wait_until="networkidle")
     if page.locator("div.math, span.math").count():
         page.wait_for_function(
@@ -119,6 +121,7 @@ def test_page_renders_offline(page_path, server, browser, shots):
     context.close()
 
     assert not blocked, f"requests left the machine: {blocked[:5]}"
+    assert not missing, f"files missing from the build: {missing[:5]}"
     assert not errors, f"console errors: {errors[:5]}"
     assert not result["raw"], f"untypeset maths: {result['raw'][:3]}"
     assert result["typeset"] >= result["maths"]
