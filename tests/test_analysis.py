@@ -1,0 +1,135 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from vae_tut.analysis import (active_units, aggregate_std, distortion, effective_classes, grey_fraction,
+                              kl_per_dim, nearest_code, nearest_code_distance, negative_elbo_nats,
+                              posterior_samples, prior_samples, rate, unit_activity)
+from vae_tut.losses import gaussian_log_constant, kl_divergence
+from vae_tut.models import build_model
+
+
+class Fixed(nn.Module):
+    """A stand-in VAE: the first pixels of an image are its posterior mean, the variance is fixed.
+
+    ``decode`` returns logits whose sigmoid is 0.5 everywhere, so every reconstruction is grey.
+    """
+
+    def __init__(self, z: int = 2, var: float = 1.0) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.z, self.var = z, var
+
+    def encode(self, x):
+        mean = x.flatten(1)[:, :self.z]
+        return mean, torch.full_like(mean, self.var)
+
+    def decode(self, z):
+        return torch.zeros(len(z), 1, 28, 28)
+
+
+def images_with_means(means: torch.Tensor) -> torch.Tensor:
+    x = torch.zeros(len(means), 1, 28, 28)
+    x.view(len(means), -1)[:, :means.shape[1]] = means
+    return x
+
+
+def test_prior_and_posterior_samples_are_seeded_and_shaped():
+    a, b = prior_samples(500, 3, seed=4), prior_samples(500, 3, seed=4)
+    assert a.shape == (500, 3) and torch.equal(a, b)
+    assert not torch.equal(a, prior_samples(500, 3, seed=5))
+    means = torch.tensor([[10.0, -10.0]]).repeat(4000, 1)
+    z = posterior_samples(means, torch.full_like(means, 4.0), seed=1)
+    assert z.mean(0).tolist() == pytest.approx([10.0, -10.0], abs=0.15)
+    assert z.std(0).tolist() == pytest.approx([2.0, 2.0], abs=0.1)
+    assert torch.equal(posterior_samples(means, torch.zeros_like(means)), means)
+
+
+def test_kl_per_dim_known_values():
+    # dimension 1 has mean 1 (KL 0.5), dimension 2 mean 0 (KL 0); the variance is the prior's
+    means = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    kl = kl_per_dim(Fixed(var=1.0), images_with_means(means))
+    assert kl.tolist() == pytest.approx([0.5, 0.0])
+    # with variance 0.5 each dimension adds 0.5 * (0.5 - 1 - log 0.5)
+    kl = kl_per_dim(Fixed(var=0.5), images_with_means(means))
+    extra = 0.5 * (0.5 - 1 - math.log(0.5))
+    assert kl.tolist() == pytest.approx([0.5 + extra, extra])
+
+
+def test_kl_per_dim_sums_to_the_loss_kl():
+    model = build_model("mlp", 3).eval()
+    x = torch.rand(20, 1, 28, 28)
+    mean, var = model.encode(x)
+    assert kl_per_dim(model, x).sum().item() == pytest.approx(kl_divergence(mean, var).item(), rel=1e-5)
+    assert rate(model, x) == pytest.approx(kl_divergence(mean, var).item(), rel=1e-5)
+
+
+def test_activity_and_active_units():
+    # dimension 1 varies across images (variance 1), dimension 2 barely (variance 1e-4)
+    means = torch.stack([torch.tensor([1.0, -1.0] * 50), torch.tensor([0.01, -0.01] * 50)], dim=1)
+    act = unit_activity(means)
+    assert act[0].item() == pytest.approx(100 / 99, rel=1e-5)   # unbiased variance of +-1
+    assert act[1].item() == pytest.approx(1e-4 * 100 / 99, rel=1e-4)
+    x = images_with_means(means)
+    assert active_units(Fixed(), x) == 1
+    assert active_units(Fixed(), x, threshold=1e-5) == 2
+    assert active_units(Fixed(), x, threshold=2.0) == 0
+
+
+def test_aggregate_std_law_of_total_variance():
+    means = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    var = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    assert aggregate_std(means, var).tolist() == pytest.approx([1.0, 1.0])
+    # encodings that are the prior itself (mean 0, var 1) have the prior's spread
+    assert aggregate_std(torch.zeros(5, 3), torch.ones(5, 3)).tolist() == pytest.approx([1.0] * 3)
+
+
+def test_nearest_code_by_hand_and_in_batches():
+    codes = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    samples = torch.tensor([[3.0, 4.0], [9.0, 0.0], [-1.0, 0.0]])
+    d, i = nearest_code(samples, codes, batch_size=2)
+    assert d.tolist() == pytest.approx([5.0, 1.0, 1.0])
+    assert i.tolist() == [0, 1, 0]
+    torch.manual_seed(0)
+    s, c = torch.randn(300, 5), torch.randn(200, 5)
+    brute = torch.cdist(s, c).min(1).values
+    assert torch.allclose(nearest_code_distance(s, c, batch_size=64), brute)
+
+
+def test_effective_classes():
+    assert effective_classes(torch.arange(100) % 10) == pytest.approx(10.0)
+    assert effective_classes(torch.full((50,), 3)) == pytest.approx(1.0)
+    assert effective_classes(torch.tensor([0, 1] * 20)) == pytest.approx(2.0)
+
+
+def test_distortion_of_a_grey_decoder():
+    # sigmoid(0) = 0.5 everywhere, so the error is (x - 0.5)^2 whatever the code
+    x = torch.zeros(4, 1, 28, 28)
+    x[:2] = 1.0
+    assert distortion(Fixed(), x) == pytest.approx(0.25)
+
+
+def test_negative_elbo_nats():
+    # D * mse / (2c) + (D/2) log(2 pi c) + KL, here with D = 784
+    mse, kl, c = 0.04, 8.0, 0.05
+    expected = 784 * 0.04 / 0.1 + 392 * math.log(2 * math.pi * 0.05) + 8.0
+    assert negative_elbo_nats(mse, kl, c) == pytest.approx(expected)
+    # the training loss plus the constant
+    assert negative_elbo_nats(mse, kl, c) == pytest.approx(784 * mse / (2 * c) + kl + gaussian_log_constant(c))
+    # for fixed errors the bound is lowest when c equals the mean squared error
+    values = {cc: negative_elbo_nats(mse, kl, cc) for cc in (0.02, 0.03, 0.04, 0.05, 0.08)}
+    assert min(values, key=values.get) == 0.04
+    with pytest.raises(Exception):
+        negative_elbo_nats(mse, kl, 0.0)
+
+
+def test_grey_fraction():
+    crisp = torch.zeros(2, 1, 28, 28)
+    crisp[:, :, :14] = 1.0
+    assert grey_fraction(crisp) == 0.0
+    assert grey_fraction(torch.full((3, 1, 28, 28), 0.5)) == 1.0
+    half = crisp.clone()
+    half[:, :, 14:21] = 0.5                      # a quarter of the rows grey
+    assert grey_fraction(half) == pytest.approx(0.25)

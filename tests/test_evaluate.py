@@ -1,0 +1,211 @@
+"""The ELBO and importance-weighted estimators of vae_tut.evaluate, checked where log p(x) is exact.
+
+A linear-Gaussian latent model, f(z) = W z + b with p(z) = N(0, I) and
+p(x|z) = N(f(z), cI), has log p(x) = log N(x; b, W W^T + c I) in closed form.
+With orthogonal columns in W its posterior is a diagonal Gaussian, so the
+encoder can be exact or deliberately wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from vae_tut.errors import ConfigError
+from vae_tut.evaluate import (bits_per_dim, elbo, elbo_terms, evaluate_run, iwae_bound,
+                              iwae_from_weights, log_importance_weights,
+                              nats_from_bits_per_dim)
+from vae_tut.experiments import RunConfig
+from vae_tut.models import build_model
+
+C = 0.3
+D, Z = 6, 2
+
+
+class LinearGaussian:
+    """``encode`` gives the exact posterior, or (``exact=False``) a shifted and widened one."""
+
+    def __init__(self, exact: bool = True, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(D, Z, generator=g, dtype=torch.float64))
+        self.scales = torch.tensor([1.5, 0.7], dtype=torch.float64)
+        self.W = q * self.scales                       # orthogonal columns: W^T W = diag(scales^2)
+        self.b = torch.randn(D, generator=g, dtype=torch.float64) * 0.5
+        self.exact = exact
+
+    def decoder_mean(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.W.T + self.b
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        var = 1.0 / (1.0 + self.scales ** 2 / C)       # (I + W^T W / c)^-1, diagonal
+        mean = var * ((x - self.b) @ self.W) / C
+        return mean, var.expand_as(mean)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = self.posterior(x)
+        if self.exact:
+            return mean, var
+        return mean + 0.2, 2.0 * var                   # a wrong but overlapping q
+
+    def log_px(self, x: torch.Tensor) -> torch.Tensor:
+        cov = self.W @ self.W.T + C * torch.eye(D, dtype=torch.float64)
+        return torch.distributions.MultivariateNormal(self.b, cov).log_prob(x)
+
+
+def data(model: LinearGaussian, n: int, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, Z, generator=g, dtype=torch.float64)
+    return model.decoder_mean(z) + math.sqrt(C) * torch.randn(n, D, generator=g, dtype=torch.float64)
+
+
+def test_large_k_recovers_exact_log_likelihood():
+    model = LinearGaussian(exact=False)
+    x = data(model, 8)
+    estimate = iwae_bound(model, x, C, 5000, seed=0)
+    exact = model.log_px(x)
+    assert estimate.dtype == torch.float64
+    # Monte Carlo error ~0.01 nats per image here, against a k = 1 gap of ~0.5 nats
+    assert torch.allclose(estimate, exact, atol=0.05), (estimate - exact)
+    assert abs((estimate - exact).mean().item()) < 0.015
+
+
+def test_bound_rises_with_k_and_stays_below_log_px():
+    model = LinearGaussian(exact=False)
+    x = data(model, 20)
+    log_w = log_importance_weights(model, x, C, 2000, seed=3)
+    exact = model.log_px(x).mean().item()
+    means = [iwae_from_weights(log_w, k).mean().item() for k in (1, 10, 100)]
+    assert means[0] < means[1] < means[2], means
+    # the gap at k = 1 is the KL(q || p(z|x)) of a visibly wrong q
+    assert exact - means[0] > 0.1
+    for value in means:
+        assert value <= exact + 0.01, (value, exact)
+
+
+def test_exact_posterior_gives_exact_answer_with_one_sample():
+    model = LinearGaussian(exact=True)
+    x = data(model, 5)
+    log_w = log_importance_weights(model, x, C, 50, seed=0)
+    exact = model.log_px(x)
+    # every weight p(x, z) / p(z | x) equals p(x): zero variance
+    assert torch.allclose(log_w, exact.unsqueeze(1).expand_as(log_w), atol=1e-9)
+    assert torch.allclose(iwae_bound(model, x, C, 1), exact, atol=1e-9)
+
+
+def test_elbo_matches_closed_form_and_gap_is_posterior_kl():
+    model = LinearGaussian(exact=False)
+    x = data(model, 6)
+    expected, kl = elbo_terms(model, x, C, samples=20000, seed=0)
+    mean, var = model.encode(x)
+    resid = x - model.decoder_mean(mean)
+    trace = (var * model.scales ** 2).sum(1)          # tr(W diag(var) W^T) with orthogonal columns
+    closed = -(resid.pow(2).sum(1) + trace) / (2 * C) - 0.5 * D * math.log(2 * math.pi * C)
+    assert torch.allclose(expected, closed, atol=0.03)
+    kl_prior = 0.5 * (var + mean ** 2 - 1 - var.log()).sum(1)
+    assert torch.allclose(kl, kl_prior)
+    # log p(x) - ELBO = KL(q || p(z|x)), both Gaussians with diagonal covariances
+    pm, pv = model.posterior(x)
+    kl_post = 0.5 * (var / pv + (mean - pm) ** 2 / pv - 1 - (var / pv).log()).sum(1)
+    gap = model.log_px(x) - (closed - kl_prior)
+    assert torch.allclose(gap, kl_post, atol=1e-9)
+    assert torch.allclose(elbo(model, x, C, samples=20000, seed=0), expected - kl)
+
+
+def test_untrained_vae_one_sample_bound_averages_to_elbo():
+    torch.manual_seed(0)
+    model = build_model("mlp", 2)
+    x = torch.rand(8, 1, 28, 28)
+    reference = elbo(model, x, 0.05, samples=4000, seed=1)
+    log_w = log_importance_weights(model, x, 0.05, 4000, seed=2)
+    one_sample = log_w.mean(1)                        # the average of many k = 1 bounds
+    assert torch.allclose(one_sample, reference, rtol=0, atol=0.1 + 0.002 * reference.abs().max())
+    k100 = iwae_from_weights(log_w, 100)
+    assert (k100 >= reference - 1e-3).all()
+    assert k100.mean() > reference.mean()
+
+
+def test_cnn_mode_restored_and_batch_norm_untouched():
+    torch.manual_seed(0)
+    model = build_model("cnn", 2)
+    model.train()
+    before = model.decoder.conv_transpose_layers[1].running_mean.clone()
+    x = torch.rand(4, 1, 28, 28)
+    out = iwae_bound(model, x, 0.05, 3, max_decodes=5)
+    assert out.shape == (4,) and torch.isfinite(out).all()
+    assert model.training
+    assert torch.equal(model.decoder.conv_transpose_layers[1].running_mean, before)
+
+
+def test_seeded_and_independent_of_chunking():
+    model = LinearGaussian(exact=False)
+    x = data(model, 7)
+    a = iwae_bound(model, x, C, 30, seed=5)
+    b = iwae_bound(model, x, C, 30, seed=5)
+    c = iwae_bound(model, x, C, 30, seed=6)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    g = torch.Generator().manual_seed(5)
+    assert torch.equal(iwae_bound(model, x, C, 30, generator=g), a)
+    assert torch.allclose(iwae_bound(model, x, C, 30, seed=5, max_decodes=7), a, atol=1e-12)
+
+
+def test_groups_of_samples():
+    log_w = torch.tensor([[0.0, 0.0, math.log(3.0), math.log(3.0)]])
+    assert iwae_from_weights(log_w).item() == pytest.approx(math.log(2.0))
+    assert iwae_from_weights(log_w, 2).item() == pytest.approx(0.5 * math.log(3.0))
+    assert iwae_from_weights(log_w, 1).item() == pytest.approx(0.5 * math.log(3.0))
+
+
+def test_units():
+    assert bits_per_dim(0.0) == 0.0
+    assert bits_per_dim(-784 * math.log(2.0)) == pytest.approx(1.0)
+    assert bits_per_dim(100.0) < 0                    # a positive log-density is a negative cost
+    assert nats_from_bits_per_dim(bits_per_dim(-123.4)) == pytest.approx(-123.4)
+    assert bits_per_dim(-10 * math.log(2.0), n_dims=10) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("k", [0, -3, 1.5, True, "10"])
+def test_bad_k(k):
+    model = LinearGaussian()
+    with pytest.raises(ConfigError):
+        iwae_bound(model, data(model, 2), C, k)
+
+
+@pytest.mark.parametrize("c", [0, -0.1, float("nan"), float("inf")])
+def test_bad_c(c):
+    model = LinearGaussian()
+    x = data(model, 2)
+    with pytest.raises(ConfigError):
+        iwae_bound(model, x, c, 5)
+    with pytest.raises(ConfigError):
+        elbo(model, x, c)
+
+
+def test_bad_inputs():
+    model = LinearGaussian()
+    with pytest.raises(ConfigError):
+        iwae_bound(model, torch.empty(0, D, dtype=torch.float64), C, 5)
+    with pytest.raises(ConfigError):
+        iwae_from_weights(torch.zeros(3, 4), 5)
+    with pytest.raises(ConfigError):
+        elbo(model, data(model, 2), C, samples=0)
+
+
+def test_evaluate_run_is_consistent_and_cached(tmp_path):
+    torch.manual_seed(0)
+    fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2))
+    x = torch.rand(6, 1, 28, 28)
+    first = evaluate_run(fake, x, ks=(1, 10, 100), elbo_samples=50)
+    assert set(first["iwae"]) == {1, 10, 100}
+    assert first["iwae"][1] < first["iwae"][10] < first["iwae"][100]
+    assert first["iwae"][1] == pytest.approx(first["elbo"], abs=0.05 * abs(first["elbo"]) + 1.0)
+    files = list((tmp_path / "runs" / "likelihood").glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["n_images"] == 6
+    again = evaluate_run(fake, x, ks=(1, 10, 100), elbo_samples=50)
+    assert not first["cached"] and again["cached"]
+    assert {**again, "cached": False} == first
+    with pytest.raises(ConfigError):
+        evaluate_run(fake, x, ks=())

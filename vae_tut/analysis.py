@@ -1,0 +1,119 @@
+"""Measuring how a trained VAE uses its latent space (chapters 8 and 9).
+
+Chapter 8 asks how many latent dimensions a model really uses and whether
+samples from the prior land where the encoder puts data; chapter 9 places
+models trained with different decoder variances ``c`` on a rate-distortion
+plane and compares them with the full negative ELBO in nats. The functions
+here compute those numbers and nothing else; the chapters draw the figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .latent import decode, encode
+from .losses import check_c, gaussian_log_constant, kl_per_dimension
+from .models import N_PIXELS
+
+
+# ---------------------------------------------------------------- random codes
+
+def prior_samples(n: int, z: int, seed: int = 0) -> torch.Tensor:
+    """``n`` codes drawn from the prior N(0, I) in ``z`` dimensions, reproducibly (chapters 8-9)."""
+    return torch.randn(n, z, generator=torch.Generator().manual_seed(seed))
+
+
+def posterior_samples(means: torch.Tensor, variances: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """One code ``z ~ q(z|x) = N(mean, diag(var))`` per row, reproducibly (chapters 8-9)."""
+    eps = torch.randn(means.shape, generator=torch.Generator().manual_seed(seed))
+    return means + variances.sqrt() * eps
+
+
+# ---------------------------------------------------------------- per-dimension usage
+
+def kl_per_dim(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Average over ``images`` of KL(q(z_j|x) || N(0, 1)) for each latent dimension j, ``[z]`` (chapter 8).
+
+    The entries add up to the KL term of the loss on the same images.
+    """
+    means, variances = encode(model, images)
+    return kl_per_dimension(means, variances).mean(0)
+
+
+def unit_activity(means: torch.Tensor) -> torch.Tensor:
+    """Burda et al.'s activity per dimension: the variance over images of E_q[z_j], ``[z]`` (chapter 8)."""
+    return means.var(0)
+
+
+def active_units(model: nn.Module, images: torch.Tensor, threshold: float = 0.01) -> int:
+    """Number of latent dimensions whose activity on ``images`` exceeds ``threshold`` (chapter 8)."""
+    means, _ = encode(model, images)
+    return int((unit_activity(means) > threshold).sum())
+
+
+def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
+    """Standard deviation per dimension of the aggregate posterior (1/N) sum_x q(z|x), ``[z]`` (chapter 9).
+
+    By the law of total variance it is ``sqrt(Var_x(mean) + E_x[var])``; the
+    prior's is 1 in every dimension.
+    """
+    return (means.var(0, unbiased=False) + variances.mean(0)).sqrt()
+
+
+# ---------------------------------------------------------------- distances in latent space
+
+def nearest_code(samples: torch.Tensor, codes: torch.Tensor,
+                 batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distance from each row of ``samples`` to the nearest row of ``codes``, and its index (chapter 8)."""
+    distances, indices = [], []
+    for start in range(0, len(samples), batch_size):
+        d = torch.cdist(samples[start:start + batch_size], codes)
+        best = d.min(1)
+        distances.append(best.values)
+        indices.append(best.indices)
+    return torch.cat(distances), torch.cat(indices)
+
+
+def nearest_code_distance(samples: torch.Tensor, codes: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Distance from each row of ``samples`` to its nearest row of ``codes`` (chapter 8)."""
+    return nearest_code(samples, codes, batch_size)[0]
+
+
+def effective_classes(labels: torch.Tensor, n_classes: int = 10) -> float:
+    """``exp(entropy)`` of the histogram of ``labels``: 1 if all agree, ``n_classes`` if uniform (chapters 8-9)."""
+    p = torch.bincount(labels, minlength=n_classes).double()
+    p = p[p > 0] / p.sum()
+    return math.exp(float(-(p * p.log()).sum()))
+
+
+# ---------------------------------------------------------------- rate and distortion
+
+def distortion(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
+    """Mean squared error per pixel between ``images`` and their decodings of one z ~ q(z|x) (chapter 9)."""
+    means, variances = encode(model, images)
+    codes = means if variances is None else posterior_samples(means, variances, seed)
+    return float((decode(model, codes) - images).pow(2).mean())
+
+
+def rate(model: nn.Module, images: torch.Tensor) -> float:
+    """Average KL(q(z|x) || p(z)) over ``images`` in nats: the information the codes carry (chapter 9)."""
+    return float(kl_per_dim(model, images).sum())
+
+
+def negative_elbo_nats(mse_per_pixel: float, kl: float, c: float, n_pixels: int = N_PIXELS) -> float:
+    """The full negative ELBO in nats per image, with the decoder's constant (chapter 9).
+
+    ``D * mse / (2c) + (D/2) log(2 pi c) + KL``: the training loss plus
+    :func:`~vae_tut.losses.gaussian_log_constant`, an upper bound on -log p(x).
+    """
+    return n_pixels * mse_per_pixel / (2.0 * check_c(c)) + gaussian_log_constant(c, n_pixels) + kl
+
+
+# ---------------------------------------------------------------- how images look
+
+def grey_fraction(images: torch.Tensor, lo: float = 0.1, hi: float = 0.9) -> float:
+    """Share of pixels strictly between ``lo`` and ``hi``: near 0 for crisp digits, more if blurry (chapter 9)."""
+    return float(((images > lo) & (images < hi)).float().mean())

@@ -1,0 +1,325 @@
+"""How good is a trained VAE? The ELBO and importance-weighted estimates of log p(x) (chapter 10).
+
+The model is the book's: prior p(z) = N(0, I), decoder p(x|z) = N(f(z), cI) over
+the D pixels *with* its normalising constant, and a diagonal Gaussian encoder
+q(z|x) = N(mean, diag(var)). Drawing z_1 .. z_k from q(z|x), the k-sample
+importance-weighted bound of Burda et al. (2016) is
+
+    L_k(x) = log (1/k) sum_i p(x, z_i) / q(z_i | x)   <=   log p(x)   (in expectation),
+
+with L_1 a one-sample ELBO estimate, E[L_k] growing with k and tending to
+log p(x) as k -> infinity.
+
+Sign conventions: every function here returns *log-likelihoods* in nats
+per image (higher is better), one number per image. The losses of the
+training loop are the opposite sign and leave out the constant
+``(D/2) log(2 pi c)``. :func:`bits_per_dim` turns log p(x) into a cost in bits
+per pixel, ``-log p(x) / (D ln 2)`` (lower is better). Because p(x|z) is a
+density over continuous pixel values, log p(x) can be positive and bits per
+dimension negative.
+
+The estimators only need two things from a model (the :class:`LatentModel`
+protocol): ``encode(x) -> (mean, var)`` and a decoder mean f(z). For the
+book's :class:`~vae_tut.models.VAE` that mean is ``sigmoid(decode(z))``; any
+object with a ``decoder_mean(z)`` method (the tests use a linear-Gaussian
+model whose log p(x) is known exactly) is used as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+import torch
+
+from .errors import ConfigError
+from .losses import check_c, gaussian_log_constant, kl_per_dimension
+
+DEFAULT_MAX_DECODES = 500  # decoder evaluations per forward pass: ~0.2 GB for the CNN decoder
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+class LatentModel(Protocol):
+    """What the estimators need: a diagonal Gaussian encoder (and ``decode`` or ``decoder_mean``)."""
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+# ---------------------------------------------------------------- checks and plumbing
+
+def check_k(k: object, name: str = "k") -> int:
+    """Return ``k`` if it is a whole number >= 1, else raise :class:`ConfigError`."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, got {k!r}")
+    return k
+
+
+def _check_images(images: object) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or images.dim() < 2 or len(images) == 0:
+        raise ConfigError("images must be a non-empty tensor [N, ...] (one image per row)")
+    return images
+
+
+def decoder_mean(model: LatentModel) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The decoder mean f(z): ``model.decoder_mean`` if it has one, else ``sigmoid(model.decode(z))``."""
+    own = getattr(model, "decoder_mean", None)
+    if callable(own):
+        return own
+    if not callable(getattr(model, "decode", None)):
+        raise ConfigError("model needs decoder_mean(z) or decode(z) -> logits")
+    return lambda z: torch.sigmoid(model.decode(z))
+
+
+def _device(model: object) -> torch.device:
+    params = getattr(model, "parameters", None)
+    if callable(params):
+        for p in params():
+            return p.device
+    return torch.device("cpu")
+
+
+class _EvalMode:
+    """Eval mode and no gradients inside, the model's previous mode restored afterwards."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        self.was_training = bool(getattr(model, "training", False))
+        self.grad = torch.no_grad()
+
+    def __enter__(self) -> None:
+        self.grad.__enter__()
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was_training and hasattr(self.model, "train"):
+            self.model.train()
+        self.grad.__exit__(*exc)
+
+
+def _generator(generator: torch.Generator | None, seed: int) -> torch.Generator:
+    if generator is not None:
+        return generator
+    return torch.Generator().manual_seed(seed)
+
+
+def _float_dtype(model: object, images: torch.Tensor) -> torch.dtype:
+    """The model's parameter type; for a model without parameters float64 images stay float64."""
+    params = getattr(model, "parameters", None)
+    if callable(params):
+        for p in params():
+            return p.dtype
+    return images.dtype if images.dtype == torch.float64 else torch.float32
+
+
+def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
+    for start in range(0, total, size):
+        yield start, min(size, total - start)
+
+
+# ---------------------------------------------------------------- the estimators
+
+def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k: int, *,
+                           batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
+                           generator: torch.Generator | None = None,
+                           seed: int = 0) -> torch.Tensor:
+    """``log p(x, z_i) - log q(z_i | x)`` for k samples z_i ~ q(z|x) per image: ``[N, k]`` (CPU).
+
+    ``log p(x, z) = log N(x; f(z), cI) + log N(z; 0, I)`` with the decoder's
+    full constant. Images go through in batches of ``batch_size``, the k samples
+    in chunks so that at most ``max_decodes`` decoder evaluations run at once.
+    Noise comes from ``generator`` (default: a fresh one seeded with ``seed``),
+    so the same call gives the same numbers; they depend on ``batch_size`` but
+    not on ``max_decodes``.
+    """
+    images = _check_images(images)
+    c = check_c(c)
+    k = check_k(k)
+    batch_size = check_k(batch_size, "batch size")
+    max_decodes = check_k(max_decodes, "max decodes")
+    gen = _generator(generator, seed)
+    f = decoder_mean(model)
+    device = _device(model)
+    n_dims = images[0].numel()
+    log_const = gaussian_log_constant(c, n_dims)
+    dtype = _float_dtype(model, images)
+    out = torch.empty(len(images), k, dtype=dtype)
+    with _EvalMode(model):
+        for start, size in _chunks(len(images), batch_size):
+            x = images[start:start + size].to(device, dtype)
+            mean, var = model.encode(x)
+            std = var.sqrt()
+            # log q(z|x) = -0.5 * sum(eps^2) - 0.5 * sum(log(2 pi var)) with z = mean + std * eps
+            log_q_norm = -0.5 * (var.log() + LOG_2PI).sum(1, keepdim=True)            # [B, 1]
+            x_flat = x.flatten(1).unsqueeze(1)                                         # [B, 1, D]
+            # all k draws at once (small: [B, k, z]), so the numbers do not depend on max_decodes
+            eps_all = torch.randn(size, k, mean.shape[1], dtype=dtype, generator=gen).to(device)
+            per_chunk = max(1, max_decodes // size)
+            for s0, s in _chunks(k, per_chunk):
+                eps = eps_all[:, s0:s0 + s]                                            # [B, s, z]
+                z = mean.unsqueeze(1) + std.unsqueeze(1) * eps
+                fz = f(z.reshape(size * s, -1)).reshape(size, s, -1)                   # [B, s, D]
+                log_px_z = -(x_flat - fz).pow(2).sum(2) / (2.0 * c) - log_const
+                log_pz = -0.5 * (z.pow(2).sum(2) + z.shape[2] * LOG_2PI)
+                log_q = -0.5 * eps.pow(2).sum(2) + log_q_norm
+                out[start:start + size, s0:s0 + s] = (log_px_z + log_pz - log_q).cpu()
+    return out
+
+
+def iwae_from_weights(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    """Per-image k-sample bounds from log weights ``[N, K]``: ``[N]``.
+
+    With ``k=None`` (or ``k == K``) this is ``logsumexp(log_w) - log K``. With a
+    smaller ``k`` dividing the K samples into ``K // k`` disjoint groups, each
+    group gives one independent k-sample bound and their average is returned,
+    an estimate of E[L_k] with less noise than a single group.
+    """
+    if log_w.dim() != 2 or log_w.shape[1] == 0:
+        raise ConfigError("log weights must be a tensor [N, K] with K >= 1")
+    total = log_w.shape[1]
+    k = total if k is None else check_k(k)
+    if k > total:
+        raise ConfigError(f"k={k} is more than the {total} samples drawn")
+    groups = total // k
+    grouped = log_w[:, :groups * k].reshape(len(log_w), groups, k)
+    return (torch.logsumexp(grouped, dim=2) - math.log(k)).mean(1)
+
+
+def iwae_bound(model: LatentModel, images: torch.Tensor, c: float, k: int, *,
+               batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
+               generator: torch.Generator | None = None, seed: int = 0) -> torch.Tensor:
+    """Per-image importance-weighted estimate of log p(x) in nats, ``[N]``.
+
+    ``log (1/k) sum_i p(x, z_i) / q(z_i|x)`` with z_1..z_k ~ q(z|x), computed
+    with logsumexp so that weights of e^-300 do not underflow. ``k=1`` is a
+    one-sample ELBO estimate; larger k gives a tighter lower bound on log p(x)
+    (in expectation). See :func:`log_importance_weights` for the arguments.
+    """
+    log_w = log_importance_weights(model, images, c, k, batch_size=batch_size,
+                                   max_decodes=max_decodes, generator=generator, seed=seed)
+    return iwae_from_weights(log_w)
+
+
+def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, *,
+               batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
+               generator: torch.Generator | None = None,
+               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two ELBO terms per image in nats: ``(E_q[log p(x|z)], KL(q(z|x) || p(z)))``, each ``[N]``.
+
+    The expectation is a Monte Carlo average over ``samples`` draws of z and
+    includes the constant ``-(D/2) log(2 pi c)``; the KL is the closed form.
+    """
+    images = _check_images(images)
+    c = check_c(c)
+    samples = check_k(samples, "samples")
+    batch_size = check_k(batch_size, "batch size")
+    gen = _generator(generator, seed)
+    f = decoder_mean(model)
+    device = _device(model)
+    log_const = gaussian_log_constant(c, images[0].numel())
+    dtype = _float_dtype(model, images)
+    expected, kls = torch.empty(len(images), dtype=dtype), torch.empty(len(images), dtype=dtype)
+    with _EvalMode(model):
+        for start, size in _chunks(len(images), batch_size):
+            x = images[start:start + size].to(device, dtype)
+            mean, var = model.encode(x)
+            x_flat = x.flatten(1).unsqueeze(1)
+            total = torch.zeros(size, device=device, dtype=dtype)
+            per_chunk = max(1, max_decodes // size)
+            for _, s in _chunks(samples, per_chunk):
+                eps = torch.randn(size, s, mean.shape[1], dtype=dtype, generator=gen).to(device)
+                z = mean.unsqueeze(1) + var.sqrt().unsqueeze(1) * eps
+                fz = f(z.reshape(size * s, -1)).reshape(size, s, -1)
+                total += (-(x_flat - fz).pow(2).sum(2) / (2.0 * c) - log_const).sum(1)
+            expected[start:start + size] = (total / samples).cpu()
+            kls[start:start + size] = kl_per_dimension(mean, var).sum(1).cpu()
+    return expected, kls
+
+
+def elbo(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, **kwargs) -> torch.Tensor:
+    """Per-image ELBO in nats with the decoder's constant, ``[N]``: expected log-likelihood minus KL.
+
+    Same keyword arguments as :func:`elbo_terms`. Its negative, less the
+    constant, is the loss the training loop minimises.
+    """
+    expected, kl = elbo_terms(model, images, c, samples, **kwargs)
+    return expected - kl
+
+
+# ---------------------------------------------------------------- units
+
+def bits_per_dim(log_px: torch.Tensor | float, n_dims: int = 784) -> torch.Tensor | float:
+    """Nats per image -> bits per dimension: ``-log p(x) / (D ln 2)``; a cost, lower is better."""
+    check_k(n_dims, "number of dimensions")
+    return -log_px / (n_dims * math.log(2.0))
+
+
+def nats_from_bits_per_dim(bpd: torch.Tensor | float, n_dims: int = 784) -> torch.Tensor | float:
+    """The inverse of :func:`bits_per_dim`: bits per dimension -> log p(x) in nats per image."""
+    check_k(n_dims, "number of dimensions")
+    return -bpd * n_dims * math.log(2.0)
+
+
+# ---------------------------------------------------------------- a trained run, cached
+
+def _source_hash() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 100, 1000), *,
+                 elbo_samples: int = 10, seed: int = 0, cache: bool = True) -> dict:
+    """ELBO and importance-weighted estimates for a trained :class:`~vae_tut.experiments.Run`.
+
+    Draws ``max(ks)`` samples per image once and reads every smaller k off the
+    same samples (averaging disjoint groups, :func:`iwae_from_weights`). Returns
+    a dict of per-image *means* in nats: ``elbo``, ``expected_log_lik``, ``kl``,
+    ``iwae`` (k -> mean estimate), ``gap_se`` (standard error of the mean of
+    the per-image gaps between the largest-k estimate and the ELBO), plus
+    ``n_images``, ``seconds`` (the time the importance sampling took when it
+    was computed), ``label`` and ``cached`` (whether it was read back). With ``cache=True`` the result is
+    stored as JSON next to the run cache and reused (keyed by the run, the
+    images, the settings and this module's source).
+    """
+    from .experiments import cache_dir
+
+    ks = sorted({check_k(k) for k in ks})
+    if not ks:
+        raise ConfigError("ks must name at least one number of samples")
+    images = _check_images(images)
+    config = run.config
+    digest = hashlib.sha256(json.dumps({
+        "run": config.key(), "ks": ks, "elbo_samples": elbo_samples, "seed": seed,
+        "n": len(images), "code": _source_hash(),
+        "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
+    }, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / "likelihood" / f"{config.key()}-{digest}.json"
+    if cache and path.exists():
+        try:
+            saved = json.loads(path.read_text())
+            saved["iwae"] = {int(k): v for k, v in saved["iwae"].items()}
+            return {**saved, "cached": True}
+        except (ValueError, KeyError, OSError):
+            pass  # an unreadable entry is only lost time: compute again
+    expected, kl = elbo_terms(run.model, images, config.c, elbo_samples, seed=seed)
+    start = time.perf_counter()
+    log_w = log_importance_weights(run.model, images, config.c, max(ks), seed=seed + 1)
+    seconds = time.perf_counter() - start
+    best = iwae_from_weights(log_w)
+    gap = best - (expected - kl)
+    result = {
+        "label": config.label(), "n_images": len(images), "seconds": seconds,
+        "elbo": float((expected - kl).mean()), "expected_log_lik": float(expected.mean()),
+        "kl": float(kl.mean()),
+        "iwae": {k: float(iwae_from_weights(log_w, k).mean()) for k in ks},
+        "gap_se": float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
+    }
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(path)
+    return {**result, "cached": False}

@@ -1,0 +1,134 @@
+"""What a trained two-dimensional VAE can do, in pictures (chapters 5 and 6).
+
+Chapter 5 (the MLP VAE) and chapter 6 (the CNN VAE) show the same four views
+of every trained model: images decoded from codes drawn from the prior, the
+latent manifold decoded on a grid of normal quantiles, the test set's posterior
+means coloured by class, and a straight path between two test images. Each
+view is one function drawing on an ``Axes``; :func:`generation_figure` and
+:func:`latent_figure` arrange them into the two figures the chapters show.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import nn
+
+from .latent import decode, encode, extent, interpolate, normal_quantile_codes
+from .plots import image_grid, latent_scatter
+
+PAD = 1  # pixels between the images of a grid (the default of :func:`vae_tut.plots.image_grid`)
+
+
+def _check_2d(model: nn.Module, what: str) -> None:
+    if getattr(model, "latent_dim", None) != 2:
+        raise ValueError(f"{what} needs a model with a 2-D latent space, "
+                         f"got latent_dim={getattr(model, 'latent_dim', None)!r}")
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=size)
+    return ax
+
+
+def prior_samples(model: nn.Module, n_side: int = 10, seed: int = 0, ax: Axes | None = None,
+                  title: str | None = "samples, z ~ N(0, I)") -> Axes:
+    """``n_side * n_side`` images decoded from codes drawn from N(0, I) with a seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randn(n_side * n_side, model.latent_dim, generator=g)
+    return image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (5, 5)), title=title)
+
+
+def manifold(model: nn.Module, n_side: int = 20, tail: float = 0.05, ax: Axes | None = None,
+             title: str | None = "latent manifold (normal quantiles)") -> Axes:
+    """Images decoded on an ``n_side x n_side`` grid of N(0, 1) quantiles ``tail .. 1 - tail``.
+
+    The first and last columns and rows are labelled with their code values.
+    """
+    _check_2d(model, "manifold")
+    codes = normal_quantile_codes(n_side, tail)
+    ax = image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (6, 6)), title=title)
+    size = 28 + PAD
+    ends = [PAD + 13.5, PAD + (n_side - 1) * size + 13.5]
+    lo, hi = codes[0, 0].item(), codes[-1, 0].item()  # top-left x is the smallest, bottom-right the largest
+    ax.set_xticks(ends, [f"{lo:.2f}", f"{hi:.2f}"])
+    ax.set_yticks(ends, [f"{hi:.2f}", f"{lo:.2f}"])  # the top row has the largest z_2
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    return ax
+
+
+def latent_map(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               class_names: Sequence[str] | None = None, ax: Axes | None = None,
+               title: str | None = "posterior means of the test set", tail: float | None = 0.05,
+               path: torch.Tensor | None = None) -> Axes:
+    """Posterior means of ``images`` coloured by class.
+
+    ``tail`` draws the square that :func:`manifold` decodes (``None``: no square);
+    ``path`` (codes ``[steps, 2]``) is drawn as a line with dots, e.g. an interpolation.
+    """
+    _check_2d(model, "latent_map")
+    means, _ = encode(model, images)
+    ax = latent_scatter(means, labels, ax=_axes(ax, (7, 5.5)), class_names=class_names, title=title)
+    if tail is not None:
+        (x0, y0), (x1, y1) = extent(normal_quantile_codes(2, tail), margin=0.0)
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=1.2,
+                               color="black"))
+    if path is not None:
+        ax.plot(path[:, 0].numpy(), path[:, 1].numpy(), "k.-", lw=1.5, ms=6)
+        ax.plot(path[[0, -1], 0].numpy(), path[[0, -1], 1].numpy(), "ko", ms=9, mfc="none", mew=2)
+    return ax
+
+
+def interpolation_codes(model: nn.Module, start: torch.Tensor, end: torch.Tensor,
+                        steps: int = 10) -> torch.Tensor:
+    """``steps`` codes on the line between the posterior means of two images ``[1, 28, 28]``."""
+    means, _ = encode(model, torch.stack([start, end]))
+    return interpolate(means[0], means[1], steps)
+
+
+def interpolation(model: nn.Module, start: torch.Tensor, end: torch.Tensor, steps: int = 10,
+                  ax: Axes | None = None, title: str | None = "interpolation") -> Axes:
+    """Decoded images along the straight line between the posterior means of ``start`` and ``end``."""
+    codes = interpolation_codes(model, start, end, steps)
+    return image_grid(decode(model, codes), nrow=steps, ax=_axes(ax, (steps, 1.4)), title=title)
+
+
+def generation_figure(model: nn.Module, title: str, seed: int = 0, n_side: int = 10,
+                      n_manifold: int = 20) -> Figure:
+    """Two panels: prior samples (:func:`prior_samples`) beside the manifold (:func:`manifold`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6.4), gridspec_kw={"width_ratios": [1, 1]})
+    prior_samples(model, n_side=n_side, seed=seed, ax=axes[0],
+                  title=f"{n_side * n_side} samples, z ~ N(0, I) (seed {seed})")
+    manifold(model, n_side=n_manifold, ax=axes[1],
+             title=f"manifold: {n_manifold} x {n_manifold} normal quantiles")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def latent_figure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  pair: tuple[int, int], title: str, class_names: Sequence[str] | None = None,
+                  steps: int = 10) -> Figure:
+    """Two panels: the test set's means with the manifold square and an interpolation path
+    (:func:`latent_map`), and the images decoded along that path (:func:`interpolation`).
+
+    ``pair`` indexes the two images of ``images`` whose means are joined.
+    """
+    i, j = pair
+    names = class_names if class_names is not None else [str(k) for k in range(int(labels.max()) + 1)]
+    codes = interpolation_codes(model, images[i], images[j], steps)
+    fig, axes = plt.subplots(2, 1, figsize=(8.5, 9.2), gridspec_kw={"height_ratios": [5.2, 1.2]})
+    latent_map(model, images, labels, class_names=names, ax=axes[0], path=codes,
+               title="posterior means of the test images (dashed: the manifold's square)")
+    image_grid(decode(model, codes), nrow=steps, ax=axes[1],
+               title=f"interpolation: {names[int(labels[i])]} -> {names[int(labels[j])]}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
