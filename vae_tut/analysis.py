@@ -67,7 +67,7 @@ def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
 
 def nearest_code(samples: torch.Tensor, codes: torch.Tensor,
                  batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distance from each row of ``samples`` to the nearest row of ``codes``, and its index (chapter 8)."""
+    """Distance from each row of ``samples`` to the nearest row of ``codes``, and its index (chapters 2, 8)."""
     distances, indices = [], []
     for start in range(0, len(samples), batch_size):
         d = torch.cdist(samples[start:start + batch_size], codes)
