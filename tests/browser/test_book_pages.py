@@ -1,8 +1,8 @@
 """Open every page of the built book in headless Chromium with the network cut off.
 
 Run with ``make browser-test`` after a build (CI does, after ``make book-quick``).
-Each page must typeset its maths, load every image, render its widgets and log no
-console errors; any request leaving 127.0.0.1 is blocked and fails the page. A
+Each page must typeset its maths, render its tables, load every image, render its
+widgets and log no console errors; any request leaving 127.0.0.1 is blocked and fails the page. A
 screenshot of each page is saved for a person to look at.
 """
 
@@ -75,7 +75,7 @@ def shots() -> Path:
     return out
 
 
-CHECKS_JS = """() => {
+CHECKS_JS = r"""() => {
   const maths = document.querySelectorAll('div.math, span.math').length;
   const typeset = document.querySelectorAll('mjx-container').length;
   const raw = [...document.querySelectorAll('div.math, span.math')]
@@ -86,7 +86,10 @@ CHECKS_JS = """() => {
       'script[type="application/vnd.jupyter.widget-view+json"]').length;
   const widgets = [...document.querySelectorAll('.jupyter-widgets')]
       .filter(e => e.getBoundingClientRect().height > 0).length;
-  return {maths, typeset, raw, images, widgetSlots, widgets};
+  // a Markdown table left as a paragraph (smart quotes may have turned --- into a dash)
+  const rawTables = [...document.querySelectorAll('p')]
+      .filter(p => /\|\s*[-\u2013\u2014]+\s*\|\s*[-\u2013\u2014]+/.test(p.textContent)).map(p => p.textContent.slice(0, 60));
+  return {maths, typeset, raw, images, widgetSlots, widgets, rawTables};
 }"""
 
 
@@ -125,6 +128,7 @@ def test_page_renders_offline(page_path, server, browser, shots):
     assert not errors, f"console errors: {errors[:5]}"
     assert not result["raw"], f"untypeset maths: {result['raw'][:3]}"
     assert result["typeset"] >= result["maths"]
+    assert not result["rawTables"], f"Markdown tables shown as text: {result['rawTables'][:2]}"
     broken = [i["src"] for i in result["images"] if not i["ok"]]
     assert not broken, f"images that did not load: {broken[:5]}"
     if result["widgetSlots"]:
