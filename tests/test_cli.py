@@ -33,6 +33,8 @@ def test_parser_defaults():
     assert (args.arch, args.z, args.c, args.lr, args.batch_size, args.json) == \
         ("cnn", 5, 1e-3, 0.01, 64, True)
     assert build_parser().parse_args(["reproduce", "--only", "latent"]).only == "latent"
+    assert build_parser().parse_args(["train"]).precision is None
+    assert build_parser().parse_args(["train", "--precision", "fp32"]).precision == "fp32"
 
 
 @pytest.mark.parametrize("argv, text", [
@@ -48,6 +50,7 @@ def test_parser_defaults():
     (["train", "--batch-size", "-3"], "--batch-size"),
     (["train", "--seed", "-1"], "--seed"),
     (["train", "--frobnicate"], "unrecognized arguments"),
+    (["train", "--precision", "fp16"], "invalid choice: 'fp16'"),
     (["reproduce", "--only", "everything"], "invalid choice"),
     (["data", "--dataset", "svhn"], "invalid choice"),
     (["fly"], "invalid choice"),

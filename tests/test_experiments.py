@@ -25,12 +25,20 @@ def test_report_grid_settings():
     assert len(set(grid().values())) == 29 - 3 - 1
 
 
+def test_default_precision_is_bf16_for_the_cnn_only():
+    assert RunConfig(arch="cnn").precision == "bf16"
+    assert RunConfig(arch="mlp").precision == "fp32"
+    assert RunConfig(arch="cnn", precision="fp32").precision == "fp32"
+    assert RunConfig(arch="cnn") == RunConfig(arch="cnn", precision="bf16")
+
+
 def test_key_depends_on_every_field_and_on_code(monkeypatch):
     base = RunConfig()
     assert base.key() == RunConfig().key()
     changed = [RunConfig(arch="cnn"), RunConfig(dataset="fashion-mnist"), RunConfig(z=3),
                RunConfig(c=0.1), RunConfig(lr=0.001), RunConfig(batch_size=128),
-               RunConfig(epochs=3), RunConfig(seed=1), RunConfig(kind="ae"), base.quick()]
+               RunConfig(epochs=3), RunConfig(seed=1), RunConfig(kind="ae"), base.quick(),
+               RunConfig(precision="bf16")]
     keys = {c.key() for c in changed}
     assert len(keys) == len(changed) and base.key() not in keys
     before = base.key()
@@ -52,7 +60,7 @@ def test_quick_mode(monkeypatch):
     ({"z": 0}, "latent size"), ({"z": -2}, "latent size"), ({"c": 0}, "decoder variance"),
     ({"c": -1}, "decoder variance"), ({"lr": 0}, "learning rate"), ({"lr": -0.1}, "learning rate"),
     ({"batch_size": 0}, "batch size"), ({"epochs": 0}, "epochs"), ({"seed": -1}, "seed"),
-    ({"kind": "gan"}, "model kind"),
+    ({"kind": "gan"}, "model kind"), ({"precision": "fp16"}, "unknown precision 'fp16'"),
 ])
 def test_bad_config(kw, match):
     with pytest.raises(ConfigError, match=match):

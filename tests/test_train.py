@@ -1,9 +1,13 @@
+import math
+
 import pytest
 import torch
 
 from vae_tut.errors import ConfigError, TrainingDiverged
+from vae_tut.losses import vae_loss
 from vae_tut.models import build_model
-from vae_tut.train import MONITOR_SIZE, default_device, evaluate, fit
+from vae_tut.train import (MONITOR_SIZE, autocast, default_device, evaluate, fit, has_convolutions,
+                           keep_freed_memory, make_optimizer)
 
 
 def _blobs(n: int, seed: int = 0) -> torch.Tensor:
@@ -100,3 +104,72 @@ def test_unknown_or_absent_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="not available"):
             _fit(build_model("mlp", 2), device="cuda")
+
+
+def test_bf16_training_keeps_weights_and_losses_in_float32():
+    torch.manual_seed(0)
+    model = build_model("cnn", 2)
+    result = _fit(model, epochs=2, precision="bf16")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(math.isfinite(h["train_total"]) for h in result.history)
+    assert result.history[-1]["train_total"] < result.history[0]["train_total"]
+    x = _blobs(8)
+    with autocast(torch.device("cpu"), "bf16"):
+        out = model(x)
+    assert out.logits.dtype == torch.bfloat16  # the decoder's arithmetic ran in bf16 ...
+    assert out.mean.dtype == out.var.dtype == out.z.dtype == torch.float32  # ... the code did not
+    terms = vae_loss(x, out.logits, out.mean, out.var, 0.05)
+    assert terms.recon.dtype == terms.kl.dtype == torch.float32
+
+
+def test_bf16_and_fp32_agree_to_bf16_rounding_on_one_batch():
+    torch.manual_seed(0)
+    model = build_model("cnn", 2).eval()
+    x = _blobs(64)
+    with torch.no_grad():
+        exact = model.decode(model.encode(x)[0])
+        with autocast(torch.device("cpu"), "bf16"):
+            rounded = model.decode(model.encode(x)[0]).float()
+    assert not torch.equal(exact, rounded)
+    assert torch.allclose(exact, rounded, rtol=0.05, atol=0.05)
+
+
+def test_convolutional_models_train_channels_last():
+    model = build_model("cnn", 2)
+    assert has_convolutions(model) and not has_convolutions(build_model("mlp", 2))
+    _fit(model, epochs=1)
+    conv = model.encoder.conv_layers[3].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+
+def test_fused_adam_is_the_same_update_as_the_default():
+    torch.manual_seed(0)
+    a = build_model("mlp", 2)
+    b = build_model("mlp", 2)
+    b.load_state_dict(a.state_dict())
+    opt_a = torch.optim.Adam(a.parameters(), lr=0.01)
+    opt_b = make_optimizer(b, 0.01, torch.device("cpu"))
+    x = _blobs(32)
+    for model, opt in ((a, opt_a), (b, opt_b)):
+        for _ in range(3):
+            torch.manual_seed(1)
+            out = model(x)
+            opt.zero_grad()
+            vae_loss(x, out.logits, out.mean, out.var, 0.05).total.backward()
+            opt.step()
+    # the two kernels round differently, nothing more: every weight agrees to float32 noise
+    gap = max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+    assert gap < 1e-5, gap
+
+
+def test_keep_freed_memory_takes_effect_on_glibc():
+    import platform
+
+    result = keep_freed_memory()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert result is True
+
+
+def test_unknown_precision():
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'; choose one of: fp32, bf16"):
+        _fit(build_model("mlp", 2), precision="fp16")

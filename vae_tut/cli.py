@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="learning rate (default: 0.0025 for mlp, 0.0015 for cnn)")
     tr.add_argument("--batch-size", type=positive_int, default=256)
     tr.add_argument("--seed", type=nonnegative_int, default=0)
+    tr.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                    help="arithmetic of the forward pass (default: bf16 for cnn, fp32 for mlp)")
     tr.add_argument("--json", action="store_true",
                     help="end with one JSON line of final train/test recon, kl, total and seconds")
     _add_run_options(tr)
@@ -101,7 +103,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = RunConfig(arch=args.arch, dataset=args.dataset, z=args.z, c=args.c, lr=args.lr,
                        batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                       kind=args.kind)
+                       kind=args.kind, precision=args.precision)
     result = run(config, retrain=args.retrain, device=args.device)
     s = result.summary()
     print(f"{s['run']}{' (from cache)' if s['cached'] else ''}")

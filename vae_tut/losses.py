@@ -65,6 +65,6 @@ class LossTerms(NamedTuple):
 def vae_loss(x: torch.Tensor, logits: torch.Tensor, mean: torch.Tensor,
              var: torch.Tensor | None, c: float) -> LossTerms:
     """Both terms for a batch; with ``var=None`` (a plain autoencoder) the KL term is zero."""
-    recon = reconstruction_loss(x, torch.sigmoid(logits), c)
+    recon = reconstruction_loss(x, torch.sigmoid(logits.float()), c)
     kl = kl_divergence(mean, var) if var is not None else recon.new_zeros(())
     return LossTerms(recon, kl)

@@ -134,7 +134,7 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(z|x), each ``[batch, z]``."""
-        h = self.encoder(x)
+        h = self.encoder(x).float()  # fp32 from here on, also under bf16 autocast (chapter 6)
         mean, raw_var = h.split(self.latent_dim, dim=1)
         return mean, F.softplus(raw_var) + VARIANCE_FLOOR
 
@@ -175,7 +175,7 @@ class Autoencoder(nn.Module):
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        z = self.encoder(x)
+        z = self.encoder(x).float()
         return VAEOutput(self.decode(z), z, None, z)
 
     @torch.no_grad()

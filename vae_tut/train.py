@@ -4,10 +4,18 @@ The data set is small enough to keep as two tensors on the device, so an
 epoch is a random permutation of indices cut into batches: no ``DataLoader``,
 no per-image transforms. Everything random is seeded, so a run with the same
 settings gives the same numbers, also when it is resumed after an interruption.
+
+Four things make it fast without changing what it computes (measured in the
+Performance appendix): convolutional models use the channels-last memory
+layout, Adam updates all parameters in one fused kernel, the C allocator keeps
+freed memory for the next batch instead of handing it back to the system, and
+with ``precision="bf16"`` the forward pass runs under bfloat16 autocast while
+the weights, the latent sample and both loss terms stay in float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -21,6 +29,7 @@ from .errors import ConfigError, TrainingDiverged
 from .losses import check_c, vae_loss
 
 MONITOR_SIZE = 100  # the report monitors the loss on 100 random test images
+PRECISIONS = ("fp32", "bf16")
 
 
 def default_device() -> torch.device:
@@ -89,6 +98,52 @@ def evaluate(model: nn.Module, images: torch.Tensor, c: float,
     return {"recon": recon / n, "kl": kl / n, "total": (recon + kl) / n}
 
 
+def check_precision(precision: object) -> str:
+    """Return ``precision`` if it is ``fp32`` or ``bf16``, else raise :class:`ConfigError`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    return str(precision)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast for ``precision="bf16"``, else nothing (chapter 6)."""
+    if check_precision(precision) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def has_convolutions(model: nn.Module) -> bool:
+    """Whether ``model`` has 2-d (transposed) convolutions, which run faster channels-last."""
+    return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to reuse freed memory rather than return it to the system.
+
+    Each training step frees and reallocates the same few-megabyte activation
+    buffers; by default glibc gives them back to the kernel (``mmap``/trim) and
+    the next step page-faults them in again, which cost about a fifth of a CNN
+    epoch on the CPU. Raising the two thresholds keeps them. Returns whether the
+    setting took effect (False where the C library is not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 256 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
+def make_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam; its fused one-kernel form where the device has it (same update, less overhead)."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
+
+
 def _check_settings(c: float, lr: float, batch_size: int, epochs: int) -> None:
     check_c(c)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -116,23 +171,31 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
         c: float, lr: float, batch_size: int, epochs: int, seed: int = 0,
         device: torch.device | str | None = None, progress: bool | None = None,
         desc: str = "training", resume: dict[str, Any] | None = None,
-        on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
+        on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+        precision: str = "fp32") -> FitResult:
     """Train ``model`` with Adam on ``train_images`` and return its history and final metrics.
 
     ``on_epoch_end`` receives a checkpoint (weights, optimizer, RNG state and
     history) after every epoch; passing it back as ``resume`` continues the run
     exactly where it stopped. A NaN or infinite loss raises
-    :class:`TrainingDiverged` naming the epoch and batch.
+    :class:`TrainingDiverged` naming the epoch and batch. ``precision="bf16"``
+    trains under bfloat16 autocast; the reported losses are float32 either way.
     """
     _check_settings(c, lr, batch_size, epochs)
+    check_precision(precision)
     device = resolve_device(device)
+    if device.type == "cpu":
+        keep_freed_memory()
     progress = progress_enabled() if progress is None else progress
     model.to(device).train()
     train_x = train_images.to(device)
+    if has_convolutions(model):
+        model.to(memory_format=torch.channels_last)
+        train_x = train_x.contiguous(memory_format=torch.channels_last)
     monitor_idx = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))
     monitor_x = test_images[monitor_idx[:MONITOR_SIZE]].to(device)
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_optimizer(model, lr, device)
     order = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     seconds = 0.0
@@ -159,7 +222,8 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
             recon_sum = kl_sum = 0.0
             for b in range(n_batches):
                 x = train_x[perm[b * batch_size:(b + 1) * batch_size]]
-                out = model(x)
+                with autocast(device, precision):
+                    out = model(x)
                 terms = vae_loss(x, out.logits, out.mean, out.var, c)
                 loss = terms.total
                 value = loss.item()
