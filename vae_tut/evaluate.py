@@ -32,12 +32,13 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, NamedTuple, Protocol
 
 import torch
 
 from .errors import ConfigError
 from .losses import check_c, gaussian_log_constant, kl_per_dimension
+from .train import has_convolutions, keep_freed_memory
 
 DEFAULT_MAX_DECODES = 500  # decoder evaluations per forward pass: ~0.2 GB for the CNN decoder
 LOG_2PI = math.log(2.0 * math.pi)
@@ -116,6 +117,33 @@ def _float_dtype(model: object, images: torch.Tensor) -> torch.dtype:
     return images.dtype if images.dtype == torch.float64 else torch.float32
 
 
+class _Setup(NamedTuple):
+    images: torch.Tensor
+    c: float
+    batch_size: int
+    decoder_mean: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device
+    log_const: float
+    dtype: torch.dtype
+
+
+def _setup(model: LatentModel, images: object, c: object, batch_size: object) -> _Setup:
+    """Check the common arguments and get the model ready for many decoder evaluations.
+
+    A convolutional model is switched to the channels-last layout and, on the CPU,
+    the allocator keeps freed buffers (as in training, chapter 6): both change
+    only the speed, not the numbers.
+    """
+    images = _check_images(images)
+    device = _device(model)
+    if isinstance(model, torch.nn.Module) and has_convolutions(model):
+        model.to(memory_format=torch.channels_last)
+    if device.type == "cpu":
+        keep_freed_memory()
+    return _Setup(images, check_c(c), check_k(batch_size, "batch size"), decoder_mean(model), device,
+                  gaussian_log_constant(c, images[0].numel()), _float_dtype(model, images))
+
+
 def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
     for start in range(0, total, size):
         yield start, min(size, total - start)
@@ -136,17 +164,10 @@ def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k
     so the same call gives the same numbers; they depend on ``batch_size`` but
     not on ``max_decodes``.
     """
-    images = _check_images(images)
-    c = check_c(c)
     k = check_k(k)
-    batch_size = check_k(batch_size, "batch size")
     max_decodes = check_k(max_decodes, "max decodes")
+    images, c, batch_size, f, device, log_const, dtype = _setup(model, images, c, batch_size)
     gen = _generator(generator, seed)
-    f = decoder_mean(model)
-    device = _device(model)
-    n_dims = images[0].numel()
-    log_const = gaussian_log_constant(c, n_dims)
-    dtype = _float_dtype(model, images)
     out = torch.empty(len(images), k, dtype=dtype)
     with _EvalMode(model):
         for start, size in _chunks(len(images), batch_size):
@@ -213,15 +234,9 @@ def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int 
     The expectation is a Monte Carlo average over ``samples`` draws of z and
     includes the constant ``-(D/2) log(2 pi c)``; the KL is the closed form.
     """
-    images = _check_images(images)
-    c = check_c(c)
     samples = check_k(samples, "samples")
-    batch_size = check_k(batch_size, "batch size")
+    images, c, batch_size, f, device, log_const, dtype = _setup(model, images, c, batch_size)
     gen = _generator(generator, seed)
-    f = decoder_mean(model)
-    device = _device(model)
-    log_const = gaussian_log_constant(c, images[0].numel())
-    dtype = _float_dtype(model, images)
     expected, kls = torch.empty(len(images), dtype=dtype), torch.empty(len(images), dtype=dtype)
     with _EvalMode(model):
         for start, size in _chunks(len(images), batch_size):
