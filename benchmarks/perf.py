@@ -411,7 +411,8 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             out.append((f"final train loss, {name} ({y['precision']}) vs {spread}",
                         f"{y['final_train_total']:.1f}", "within 2 SD",
                         "met" if y["within_2sd"] else "not met"))
-    for key, label, target, unit in (("grid", "full reproduction grid (`python -m vae_tut reproduce`)",
+    for key, label, target, unit in (("grid", f"full reproduction grid (`python -m vae_tut reproduce`, "
+                                      f"{r.get('grid', {}).get('runs', '?')} runs)",
                                       t["grid_minutes"], "min"),
                                      ("tests", "quick-mode test suite (README's test command)",
                                       t["tests_minutes"], "min")):
