@@ -150,6 +150,7 @@ def row_loader(mode: Mode) -> dict[str, Any]:
 
     from vae_tut import train
     from vae_tut.data import data_root, load_dataset
+    from vae_tut.experiments import DEFAULT_LR
     from vae_tut.losses import vae_loss
     from vae_tut.models import build_model
 
@@ -162,7 +163,7 @@ def row_loader(mode: Mode) -> dict[str, Any]:
     def dataloader_epoch() -> float:
         torch.manual_seed(0)
         model = build_model("mlp", 2)
-        opt = torch.optim.Adam(model.parameters(), lr=0.0025)
+        opt = torch.optim.Adam(model.parameters(), lr=DEFAULT_LR["mlp"])
         loader = DataLoader(ds, batch_size=256, shuffle=True)
         started = time.perf_counter()
         for x, _ in loader:
@@ -176,7 +177,7 @@ def row_loader(mode: Mode) -> dict[str, Any]:
     def vae_tut_epoch() -> float:
         torch.manual_seed(0)
         model = build_model("mlp", 2)
-        result = train.fit(model, train_x, test_x, c=0.05, lr=0.0025, batch_size=256,
+        result = train.fit(model, train_x, test_x, c=0.05, lr=DEFAULT_LR["mlp"], batch_size=256,
                            epochs=1, seed=0, device="cpu", progress=False)
         return result.seconds
 
@@ -193,7 +194,7 @@ def row_throughput(mode: Mode) -> dict[str, Any]:
     import torch
 
     from vae_tut import train
-    from vae_tut.experiments import DEFAULT_PRECISION
+    from vae_tut.experiments import DEFAULT_LR, DEFAULT_PRECISION
     from vae_tut.models import build_model
 
     train_x, test_x = _load_train(mode)
@@ -206,8 +207,7 @@ def row_throughput(mode: Mode) -> dict[str, Any]:
         torch.manual_seed(0)
         model = build_model(arch, 2)
         flops = training_flops_per_image(model) * len(train_x)
-        lr = 0.0025 if arch == "mlp" else 0.0015
-        result = train.fit(model, train_x, test_x, c=0.05, lr=lr, batch_size=256, epochs=1,
+        result = train.fit(model, train_x, test_x, c=0.05, lr=DEFAULT_LR[arch], batch_size=256, epochs=1,
                            seed=0, device="cpu", progress=False, precision=precision)
         gflops = flops / result.seconds / 1e9
         out[f"{arch}_{precision}"] = {"epoch_s": result.seconds, "gflop_per_epoch": flops / 1e9,
