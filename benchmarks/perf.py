@@ -281,8 +281,9 @@ def row_accuracy(mode: Mode) -> dict[str, Any]:
 
 def row_grid(mode: Mode) -> dict[str, Any]:
     """Wall time and peak memory of ``python -m vae_tut reproduce`` from an empty run cache."""
-    cache = mode.extra.get("grid_cache") or tempfile.mkdtemp(prefix="vae-tut-grid-")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="vae-tut-grid-") as tmp:
+        # the trained runs are kept only where --grid-cache names a folder
+        cache = mode.extra.get("grid_cache") or str(Path(tmp) / "runs")
         cmd = [sys.executable, "-m", "vae_tut", "reproduce", "--out", str(Path(tmp) / "grid.md")]
         if mode.name == "ci":
             cmd += ["--quick", "--only", "base"]
@@ -479,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["full", "ci"], default="full", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     mode = CI if (args.ci or args.mode == "ci") else FULL
+    if not args.row and args.grid_cache and "grid" in args.rows and Path(args.grid_cache).is_dir() \
+            and any(Path(args.grid_cache).iterdir()):
+        parser.error(f"--grid-cache {args.grid_cache} is not empty; the grid row times training "
+                     "from an empty cache")
     mode.extra.update({"grid_cache": args.grid_cache, "book_path": args.book_path})
 
     if args.row:  # inside the per-row process

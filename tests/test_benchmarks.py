@@ -78,3 +78,11 @@ def test_ci_mode_produces_every_row(tmp_path):
     for text in ("DataLoader", "fp32 peak", "PASSIVE", "cnn-fashion-mnist", "reproduction grid",
                  "test suite", "cached rebuild", "CI-sized"):
         assert text in table, text
+
+
+def test_grid_row_refuses_a_cache_that_is_not_empty(tmp_path):
+    (tmp_path / "some-run").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.perf", "--rows", "grid",
+                           "--grid-cache", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("times training from an empty cache")
