@@ -140,3 +140,15 @@ def test_absent_device_one_line_exit_2(capsys, real_data):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     _one_line_error(capsys, ["train", "--quick", "--device", "cuda"], "not available")
+
+
+@pytest.mark.parametrize("out", ["missing-folder/table.md", "."])
+def test_reproduce_checks_its_output_before_training(capsys, tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, ["reproduce", "--quick", "--only", "ae", "--out", out], "--out")
+    from vae_tut.experiments import cache_dir
+    assert not cache_dir().exists() or not any(cache_dir().iterdir())
+
+
+def test_reproduce_jobs_must_be_positive(capsys):
+    _one_line_error(capsys, ["reproduce", "--jobs", "0"], "--jobs")

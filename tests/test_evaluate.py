@@ -202,7 +202,7 @@ def test_evaluate_run_is_consistent_and_cached(tmp_path):
     assert set(first["iwae"]) == {1, 10, 100}
     assert first["iwae"][1] < first["iwae"][10] < first["iwae"][100]
     assert first["iwae"][1] == pytest.approx(first["elbo"], abs=0.05 * abs(first["elbo"]) + 1.0)
-    files = list((tmp_path / "runs" / "likelihood").glob("*.json"))
+    files = list((tmp_path / "runs" / "likelihood").glob("*/result.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["n_images"] == 6
     again = evaluate_run(fake, x, ks=(1, 10, 100), elbo_samples=50)
     assert not first["cached"] and again["cached"]

@@ -1,9 +1,11 @@
+import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from vae_tut import experiments
+from vae_tut import experiments, store
 from vae_tut.errors import CacheError, ConfigError
 from vae_tut.experiments import (AE_BASELINE, BASE, C_GRID, LATENT, REPORT, SEED_GRID, RunConfig,
                                  cache_dir, grid, results_table, run)
@@ -25,11 +27,49 @@ def test_report_grid_settings():
     assert len(set(grid().values())) == 29 - 3 - 1
 
 
-def test_default_precision_is_bf16_for_the_cnn_only():
-    assert RunConfig(arch="cnn").precision == "bf16"
+def _cpu_capability(monkeypatch, capability: str, bf16_units: bool) -> None:
+    """Pretend the CPU is of another kind: torch's kernel level and its bf16 instructions."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16_units)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: bf16_units)
+
+
+def test_default_precision_is_auto_for_the_cnn_only():
+    assert RunConfig(arch="cnn").precision == "auto"
     assert RunConfig(arch="mlp").precision == "fp32"
     assert RunConfig(arch="cnn", precision="fp32").precision == "fp32"
-    assert RunConfig(arch="cnn") == RunConfig(arch="cnn", precision="bf16")
+    assert RunConfig(arch="cnn") == RunConfig(arch="cnn", precision="auto")
+
+
+@pytest.mark.parametrize("capability, bf16_units, expected", [
+    ("AVX2", False, "fp32"),      # an AVX2-only laptop or server: bf16 would be emulated
+    ("AVX2", True, "fp32"),       # AVX2 kernels forced (ATEN_CPU_CAPABILITY=avx2)
+    ("AVX512", False, "fp32"),    # AVX-512 without bf16 instructions
+    ("AVX512", True, "bf16"),     # AVX512_BF16 or AMX
+    ("DEFAULT", False, "fp32"),
+])
+def test_auto_precision_follows_the_cpu(monkeypatch, capability, bf16_units, expected):
+    _cpu_capability(monkeypatch, capability, bf16_units)
+    cnn = RunConfig(arch="cnn").resolved("cpu")
+    assert cnn.precision == expected and cnn.label().endswith(expected)
+    assert RunConfig(arch="mlp").resolved("cpu").precision == "fp32"
+    assert RunConfig(arch="cnn", precision="bf16").resolved("cpu").precision == "bf16"  # asked for
+
+
+def test_cpu_without_bf16_trains_and_caches_the_cnn_in_fp32(real_data, monkeypatch):
+    _cpu_capability(monkeypatch, "AVX2", False)
+    monkeypatch.setenv("VAE_TUT_QUICK", "1")
+    seen = []
+    real_autocast = experiments.train.autocast
+    monkeypatch.setattr(experiments.train, "autocast",
+                        lambda device, precision: seen.append(precision) or real_autocast(device, precision))
+    trained = run(RunConfig(arch="cnn", epochs=1), device="cpu")
+    assert set(seen) == {"fp32"}
+    assert "fp32" in trained.config.label() and "fp32" in trained.summary()["run"]
+    entry = cache_dir() / trained.config.key()
+    meta = json.loads((entry / "result.json").read_text())
+    assert meta["config"]["precision"] == "fp32" and meta["device"] == "cpu"
+    assert meta["torch"] == torch.__version__
 
 
 def test_key_depends_on_every_field_and_on_code(monkeypatch):
@@ -44,6 +84,46 @@ def test_key_depends_on_every_field_and_on_code(monkeypatch):
     before = base.key()
     monkeypatch.setattr(experiments, "code_version", lambda: "edited-source")
     assert base.key() != before
+
+
+def _edited(function, old: str, new: str, folder: Path):
+    """``function`` recompiled from a copy of its source file with ``old`` replaced by ``new``."""
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(function))
+    assert old in source
+    path = folder / f"edited_{function.__name__}.py"
+    path.write_text(source.replace(old, new))
+    namespace = dict(function.__globals__)
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    return namespace[function.__name__]
+
+
+def test_docstring_or_comment_edit_keeps_the_key(monkeypatch, tmp_path):
+    from vae_tut import models, store
+
+    before = RunConfig().key()
+    source = Path(models.__file__).read_text()
+    edited = source.replace('"""The report\'s encoder', '"""Reworded: the report\'s encoder', 1)
+    edited = edited.replace("# fp32 from here on", "# a reworded comment", 1)
+    assert edited != source
+    assert store.source_digest([edited]) == store.source_digest([source])
+    assert store.source_digest([source.replace("nn.ELU()", "nn.ReLU()", 1)]) != store.source_digest([source])
+    monkeypatch.setattr(experiments.data, "load_dataset",
+                        _edited(experiments.data.load_dataset, "Images ``[N, 1, 28, 28]``", "Images", tmp_path))
+    assert RunConfig().key() == before
+
+
+@pytest.mark.parametrize("function, old, new", [
+    ("load_dataset", "div_(255.0)", "div_(256.0)"),                      # the pixel scaling
+    ("_train", "train_x[:config.train_size]", "train_x[-config.train_size:]"),  # the slicing in run
+])
+def test_compute_path_edit_changes_the_key(monkeypatch, tmp_path, function, old, new):
+    before = RunConfig().key()
+    owner = experiments.data if function == "load_dataset" else experiments
+    monkeypatch.setattr(owner, function, _edited(getattr(owner, function), old, new, tmp_path))
+    assert RunConfig().key() != before
 
 
 def test_quick_mode(monkeypatch):
@@ -114,20 +194,28 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         f.write(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(experiments.torch, "save", broken_save)
+    monkeypatch.setattr(store.torch, "save", broken_save)
     with pytest.raises(OSError):
-        experiments._write_atomic_dir(target, {"model.pt": {}, "result.json": {}})
+        store.write_atomic_dir(target, {"model.pt": {}, "result.json": {}})
     assert list(tmp_path.iterdir()) == []
 
 
-def _fake_entry(cfg: RunConfig, **override) -> None:
-    """Write a cache entry for ``cfg`` with an untrained model (no training needed)."""
-    model = experiments.build_model(cfg.arch, cfg.z, cfg.kind)
+def _saved(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _fake_entry(cfg: RunConfig, weights: bytes | None = None, **override) -> None:
+    """Write a cache entry for ``cfg`` (default: an untrained model's weights) with a valid checksum."""
+    if weights is None:
+        weights = _saved(experiments.build_model(cfg.arch, cfg.z, cfg.kind).state_dict())
+    buffer = io.BytesIO(weights)
     meta = {"config": cfg.as_dict(), "code_version": experiments.code_version(), "history": [],
-            "train": {}, "test": {}, "seconds": 0.0}
+            "train": {}, "test": {}, "seconds": 0.0, "torch": torch.__version__, "device": "cpu"}
+    meta["checksum"] = experiments._checksum(meta, buffer.getvalue())
     meta.update(override)
-    experiments._write_atomic_dir(cache_dir() / cfg.key(),
-                                  {"model.pt": model.state_dict(), "result.json": meta})
+    store.write_atomic_dir(cache_dir() / cfg.key(), {"model.pt": buffer.getvalue(), "result.json": meta})
 
 
 def test_loads_entry_written_for_config():
@@ -140,7 +228,7 @@ def test_corrupt_cache_entry():
     cfg = RunConfig(epochs=1)
     _fake_entry(cfg)
     (cache_dir() / cfg.key() / "model.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CacheError, match="unreadable"):
+    with pytest.raises(CacheError, match="checksum"):
         run(cfg)
 
 
@@ -153,11 +241,48 @@ def test_entry_of_another_config():
 
 def test_weights_of_another_architecture():
     cfg = RunConfig(epochs=1)
-    other = experiments.build_model("cnn", 2)
-    _fake_entry(cfg)
-    torch.save(other.state_dict(), cache_dir() / cfg.key() / "model.pt")
+    _fake_entry(cfg, _saved(experiments.build_model("cnn", 2).state_dict()))
     with pytest.raises(CacheError, match="do not fit"):
         run(cfg)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda meta: meta["train"].update(total=1.0), "checksum"),
+    (lambda meta: meta.pop("history"), "lacks the run's numbers"),
+    (lambda meta: [meta.pop(k) for k in list(meta)], "lacks the run's numbers"),
+])
+def test_edited_result_is_refused(edit, match):
+    cfg = RunConfig(epochs=1)
+    _fake_entry(cfg, train={"total": 2.0})
+    path = cache_dir() / cfg.key() / "result.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta or [1, 2]))
+    with pytest.raises(CacheError, match=match):
+        run(cfg)
+
+
+def test_nan_weights_are_refused():
+    cfg = RunConfig(epochs=1)
+    _fake_entry(cfg)
+    weights = cache_dir() / cfg.key() / "model.pt"
+    state = torch.load(weights, weights_only=True)
+    torch.save({k: torch.full_like(v, float("nan")) for k, v in state.items()}, weights)
+    with pytest.raises(CacheError, match="checksum"):
+        run(cfg)
+
+
+def test_run_made_under_another_torch_says_so_in_one_line(capsys):
+    cfg = RunConfig(epochs=1)
+    _fake_entry(cfg)
+    path = cache_dir() / cfg.key() / "result.json"
+    meta = json.loads(path.read_text())
+    meta["torch"] = "1.0.0"
+    meta["checksum"] = experiments._checksum(meta, (path.parent / "model.pt").read_bytes())
+    path.write_text(json.dumps(meta))
+    assert run(cfg, device="cpu").from_cache
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "torch 1.0.0" in err[0] and torch.__version__ in err[0]
 
 
 def test_unsafe_pickle_is_refused(tmp_path):
@@ -168,6 +293,6 @@ def test_unsafe_pickle_is_refused(tmp_path):
         def __reduce__(self):
             return (print, ("pwned",))
 
-    torch.save({"x": Evil()}, cache_dir() / cfg.key() / "model.pt")
+    _fake_entry(cfg, _saved({"x": Evil()}))
     with pytest.raises(CacheError, match="unreadable"):
         run(cfg)

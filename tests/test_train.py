@@ -171,5 +171,5 @@ def test_keep_freed_memory_takes_effect_on_glibc():
 
 
 def test_unknown_precision():
-    with pytest.raises(ConfigError, match="unknown precision 'fp16'; choose one of: fp32, bf16"):
+    with pytest.raises(ConfigError, match="unknown precision .fp16.; choose one of: fp32, bf16, auto"):
         _fit(build_model("mlp", 2), precision="fp16")

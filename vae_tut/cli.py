@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="learning rate (default: 0.0025 for mlp, 0.0015 for cnn)")
     tr.add_argument("--batch-size", type=positive_int, default=256)
     tr.add_argument("--seed", type=nonnegative_int, default=0)
-    tr.add_argument("--precision", choices=["fp32", "bf16"], default=None,
-                    help="arithmetic of the forward pass (default: bf16 for cnn, fp32 for mlp)")
+    tr.add_argument("--precision", choices=["fp32", "bf16", "auto"], default=None,
+                    help="arithmetic of the forward pass (default: auto for cnn, i.e. bf16 where "
+                    "the hardware has bf16 units and fp32 elsewhere; fp32 for mlp)")
     tr.add_argument("--json", action="store_true",
                     help="end with one JSON line of final train/test recon, kl, total and seconds")
     _add_run_options(tr)
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="run the report's grid and write a results table")
     rep.add_argument("--only", choices=list(GRIDS), help="run one part of the grid")
     rep.add_argument("--out", default="reproduce.md", help="markdown table to write")
+    rep.add_argument("--jobs", type=positive_int, default=None,
+                     help="worker processes training at once (default: one single-thread worker "
+                     "per core)")
     _add_run_options(rep)
     return parser
 
@@ -117,18 +121,46 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .experiments import grid, results_table, run
+def _check_writable(path: Path) -> None:
+    """Fail before any training if the results table could not be written to ``path``."""
+    from .errors import ConfigError
 
-    configs = grid(args.only)
-    runs = {}
-    for i, (name, config) in enumerate(configs.items(), 1):
-        print(f"[{i}/{len(configs)}] {name}: {config.resolved().label()}", flush=True)
-        runs[name] = run(config, retrain=args.retrain, device=args.device)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder; name a file")
+    if not folder.is_dir():
+        raise ConfigError(f"--out {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--out {path} is not writable")
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .evaluate import LIKELIHOOD_MODELS
+    from .experiments import cache_dir, grid, results_table, run
+    from .parallel import Task, available_cores, run_tasks
+
+    out = Path(args.out)
+    _check_writable(out)
+    jobs = args.jobs or available_cores()
+    configs = {name: config.resolved(args.device) for name, config in grid(args.only).items()}
+    distinct = {config.key(): Task(name, config, retrain=args.retrain)
+                for name, config in reversed(configs.items())}
+    todo = [t for key, t in distinct.items() if args.retrain or not (cache_dir() / key).is_dir()]
+    todo.sort(key=lambda t: (t.config.arch != "cnn", -t.config.epochs, -t.config.z))
+    print(f"grid: {len(configs)} named runs, {len(distinct)} distinct, {len(todo)} to train "
+          f"with {min(jobs, max(1, len(todo)))} worker(s)", flush=True)
+    run_tasks(todo, jobs, device=args.device, say=lambda line: print(line, flush=True))
+    runs = {name: run(config, device=args.device) for name, config in configs.items()}
+    if args.only is None:  # chapter 10's estimates, so that building the book only reads them
+        estimates = [Task(name, config.resolved(args.device), kind="likelihood")
+                     for name, config in LIKELIHOOD_MODELS.items()]
+        estimates.sort(key=lambda t: t.config.arch != "cnn")
+        print(f"likelihood estimates of chapter 10: {len(estimates)} models", flush=True)
+        run_tasks(estimates, jobs, device=args.device, say=lambda line: print(line, flush=True))
     table = results_table(runs)
-    Path(args.out).write_text(table)
+    out.write_text(table)
     print(table)
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 

@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from . import store
 from .errors import DataError
 
 SPLITS = ("train", "test")
@@ -94,14 +95,8 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else ``$VAE_TUT_DATA``, else ``~/.cache/vae_tut/data``."""
-    if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get("VAE_TUT_DATA")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "vae_tut" / "data"
+    """The data root: ``root`` if given, else ``$VAE_TUT_DATA``, else the user cache folder's ``data``."""
+    return store.root("data", root)
 
 
 # --------------------------------------------------------------------------- checks

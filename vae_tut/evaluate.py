@@ -30,14 +30,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Protocol
 
 import torch
 
-from .errors import ConfigError
+from .errors import CacheError, ConfigError
+from .experiments import BASE, LATENT, LIKELIHOOD, RunConfig, cache_dir, quick_mode, run
 from .losses import check_c, gaussian_log_constant, kl_per_dimension
+from . import store
 from .train import has_convolutions, keep_freed_memory
 
 DEFAULT_MAX_DECODES = 500  # decoder evaluations per forward pass: ~0.2 GB for the CNN decoder
@@ -281,10 +284,6 @@ def nats_from_bits_per_dim(bpd: torch.Tensor | float, n_dims: int = 784) -> torc
 
 # ---------------------------------------------------------------- a trained run, cached
 
-def _source_hash() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
-
-
 def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 100, 1000), *,
                  elbo_samples: int = 10, seed: int = 0, cache: bool = True) -> dict:
     """ELBO and importance-weighted estimates for a trained :class:`~vae_tut.experiments.Run`.
@@ -295,46 +294,82 @@ def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 
     ``iwae`` (k -> mean estimate), ``gap_se`` (standard error of the mean of
     the per-image gaps between the largest-k estimate and the ELBO), plus
     ``n_images``, ``seconds`` (the time the importance sampling took when it
-    was computed), ``label`` and ``cached`` (whether it was read back). With ``cache=True`` the result is
-    stored as JSON next to the run cache and reused (keyed by the run, the
-    images, the settings and this module's source).
+    was computed), ``label`` and ``cached`` (whether it was read back). With
+    ``cache=True`` the result is an entry of the run cache (:func:`vae_tut.store.cached`),
+    keyed by the run, the images, the settings and this module's code.
     """
-    from .experiments import cache_dir
-
     ks = sorted({check_k(k) for k in ks})
     if not ks:
         raise ConfigError("ks must name at least one number of samples")
     images = _check_images(images)
     config = run.config
-    digest = hashlib.sha256(json.dumps({
-        "run": config.key(), "ks": ks, "elbo_samples": elbo_samples, "seed": seed,
-        "n": len(images), "code": _source_hash(),
-        "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
-    }, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / "likelihood" / f"{config.key()}-{digest}.json"
-    if cache and path.exists():
+
+    def compute(_scratch: Path) -> tuple[dict, dict]:
+        expected, kl = elbo_terms(run.model, images, config.c, elbo_samples, seed=seed)
+        start = time.perf_counter()
+        log_w = log_importance_weights(run.model, images, config.c, max(ks), seed=seed + 1)
+        seconds = time.perf_counter() - start
+        best = iwae_from_weights(log_w)
+        gap = best - (expected - kl)
+        result = {
+            "label": config.label(), "n_images": len(images), "seconds": seconds,
+            "threads": torch.get_num_threads(),
+            "elbo": float((expected - kl).mean()), "expected_log_lik": float(expected.mean()),
+            "kl": float(kl.mean()),
+            "iwae": {k: float(iwae_from_weights(log_w, k).mean()) for k in ks},
+            "gap_se": float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
+        }
+        return {**result, "cached": False}, {"result.json": result}
+
+    def load(folder: Path) -> dict:
         try:
-            saved = json.loads(path.read_text())
+            saved = json.loads((folder / "result.json").read_text())
             saved["iwae"] = {int(k): v for k, v in saved["iwae"].items()}
-            return {**saved, "cached": True}
-        except (ValueError, KeyError, OSError):
-            pass  # an unreadable entry is only lost time: compute again
-    expected, kl = elbo_terms(run.model, images, config.c, elbo_samples, seed=seed)
-    start = time.perf_counter()
-    log_w = log_importance_weights(run.model, images, config.c, max(ks), seed=seed + 1)
-    seconds = time.perf_counter() - start
-    best = iwae_from_weights(log_w)
-    gap = best - (expected - kl)
-    result = {
-        "label": config.label(), "n_images": len(images), "seconds": seconds,
-        "elbo": float((expected - kl).mean()), "expected_log_lik": float(expected.mean()),
-        "kl": float(kl.mean()),
-        "iwae": {k: float(iwae_from_weights(log_w, k).mean()) for k in ks},
-        "gap_se": float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
-    }
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(path)
-    return {**result, "cached": False}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise CacheError(f"likelihood entry {folder} is unreadable; delete it to compute it again") \
+                from None
+        return {**saved, "cached": True}
+
+    if not cache:
+        return compute(Path())[0]
+    digest = store.key_digest({
+        "run": config.key(), "ks": ks, "elbo_samples": elbo_samples, "seed": seed,
+        "n": len(images), "code": store.code_version([sys.modules[__name__]]),
+        "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
+    })
+    folder = cache_dir() / "likelihood" / f"{config.key()}-{digest}"
+    return store.cached(folder, compute, load)[0]
+
+
+# ---------------------------------------------------------------- chapter 10's estimates
+
+# The models whose likelihood chapter 10 estimates (`python -m vae_tut reproduce` computes them
+# in parallel before the book is built, so the chapter reads them from the cache).
+LIKELIHOOD_MODELS: dict[str, RunConfig] = {
+    "mlp-mnist-z2": BASE["mlp-mnist"],
+    "cnn-mnist-z2": BASE["cnn-mnist"],
+    "mlp-fashion-z2": BASE["mlp-fashion-mnist"],
+    "cnn-fashion-z2": BASE["cnn-fashion-mnist"],
+    "mlp-mnist-z10": LATENT["mlp-mnist-z10"],
+    "cnn-mnist-z10": LATENT["cnn-mnist-z10"],
+    "mlp-fashion-z10": LIKELIHOOD["mlp-fashion-mnist-z10"],
+    "cnn-fashion-z10": LIKELIHOOD["cnn-fashion-mnist-z10"],
+}
+
+
+def likelihood_settings() -> dict:
+    """Chapter 10's settings: the first 1,000 test images and k up to 1,000 (quick mode: 100 and 100)."""
+    quick = quick_mode()
+    return {"n_images": 100 if quick else 1000, "ks": (1, 10, 100) if quick else (1, 10, 100, 1000),
+            "elbo_samples": 10, "seed": 0}
+
+
+def estimate_likelihood(config: RunConfig, device: str | None = None) -> tuple[object, dict]:
+    """The cached run of ``config`` and its chapter-10 estimates (:func:`evaluate_run`), computed once."""
+    from .data import load_dataset
+
+    settings = likelihood_settings()
+    trained = run(config, device=device)
+    images = load_dataset(trained.config.dataset, "test")[0][:settings["n_images"]]
+    return trained, evaluate_run(trained, images, ks=settings["ks"],
+                                 elbo_samples=settings["elbo_samples"], seed=settings["seed"])

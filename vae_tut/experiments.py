@@ -1,40 +1,42 @@
 """Named runs of the report's grid, trained once and cached (used from chapter 2 on).
 
-A :class:`RunConfig` fixes everything that determines a run's numbers. The
-cache folder of a run is named by a hash of that config and of the source of
-the modules that compute the numbers, so changing either trains afresh.
-Entries are written to a temporary folder and renamed into place, so an
-interrupted run never leaves a half-written entry; finished epochs are kept
-in a separate resume checkpoint, so an interrupted run continues where it
-stopped. Weights are read back with ``torch.load(weights_only=True)``.
+A :class:`RunConfig` fixes everything that determines a run's numbers. A run
+is stored through :func:`vae_tut.store.cached`: its cache folder is named by a
+hash of the resolved config and of the code on its compute path (data loading,
+the networks, the loss, the training loop and :func:`run` itself), so changing
+either trains afresh while editing a docstring does not. Finished epochs are
+kept in a resume checkpoint, so an interrupted run continues where it stopped.
+Weights are read back with ``torch.load(weights_only=True)`` and checked against
+the checksum written beside them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import io
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from . import losses, models, train
+from . import data, losses, models, store, train
 from .data import DATASETS, load_dataset
 from .errors import CacheError, ConfigError
 from .losses import check_c
 from .models import ARCHS, KINDS, build_model, check_latent_dim
 
 DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
-# bfloat16 autocast makes the CNN much faster on CPUs with bf16 units and its final
-# losses stay within the seed spread of float32 (Performance appendix); the MLP gains little.
-DEFAULT_PRECISION = {"mlp": "fp32", "cnn": "bf16"}
+# bfloat16 autocast makes the CNN faster only on hardware with bf16 units (there its final
+# losses stay within the seed spread of float32) and several times slower where bf16 is
+# emulated, so the CNN asks for "auto"; the MLP gains little anywhere (Performance appendix).
+DEFAULT_PRECISION = {"mlp": "fp32", "cnn": "auto"}
 QUICK_EPOCHS = 2
 QUICK_TRAIN_SIZE = 2048
 
@@ -50,7 +52,9 @@ class RunConfig:
 
     ``train_size`` limits the training images (the first N); ``None`` means all
     60,000. Only quick mode sets it. ``precision=None`` means the default for
-    ``arch`` (``bf16`` autocast for the CNN, ``fp32`` for the MLP).
+    ``arch``: ``auto`` for the CNN (bf16 autocast where the hardware has bf16
+    units, else fp32), ``fp32`` for the MLP. :meth:`resolved` turns ``auto``
+    into the precision that will run, which is what the cache key and the label hold.
     """
 
     arch: str = "mlp"
@@ -99,15 +103,18 @@ class RunConfig:
         return dataclasses.replace(self, epochs=min(self.epochs, QUICK_EPOCHS),
                                    train_size=QUICK_TRAIN_SIZE)
 
-    def resolved(self) -> "RunConfig":
-        """This config, shrunk if quick mode (``$VAE_TUT_QUICK=1``) is on."""
-        return self.quick() if quick_mode() and not self.is_quick else self
+    def resolved(self, device: torch.device | str | None = None) -> "RunConfig":
+        """The config that will run: shrunk if quick mode (``$VAE_TUT_QUICK=1``) is on, and
+        ``precision="auto"`` replaced by ``fp32`` or ``bf16`` for ``device`` (default: the best one)."""
+        config = self.quick() if quick_mode() and not self.is_quick else self
+        return dataclasses.replace(config, precision=train.resolve_precision(config.precision, device))
 
     def label(self) -> str:
-        """A short human name, e.g. ``MLP VAE, mnist, z=2, c=0.05`` (+ ``[QUICK MODE]``)."""
+        """A short human name, e.g. ``MLP VAE, mnist, z=2, c=0.05, fp32`` (+ ``[QUICK MODE]``)."""
         text = f"{self.arch.upper()} {self.kind.upper()}, {self.dataset}, z={self.z}"
         if self.kind == "vae":
             text += f", c={self.c:g}"
+        text += f", {self.precision}"
         return text + (" [QUICK MODE]" if self.is_quick else "")
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,17 +122,24 @@ class RunConfig:
 
     def key(self) -> str:
         """Cache folder name: readable prefix + hash of the config and the code version."""
-        blob = json.dumps({"config": self.as_dict(), "code": code_version()}, sort_keys=True)
-        digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        digest = store.key_digest({"config": self.as_dict(), "code": code_version()})
         return f"{self.arch}-{self.kind}-{self.dataset}-z{self.z}-{digest}"
 
 
+def compute_path() -> tuple[object, ...]:
+    """What computes a run's numbers: data loading and scaling, the networks, the loss,
+    the training loop, and the function that ties them together."""
+    return (data.load_dataset, models, losses, train, _train)
+
+
+@functools.lru_cache(maxsize=8)
+def _code_version(objects: tuple[object, ...]) -> str:
+    return store.code_version(objects)
+
+
 def code_version() -> str:
-    """Hash of the source of the modules that compute a run's numbers."""
-    digest = hashlib.sha256()
-    for module in (models, losses, train):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
+    """Hash of the code on the compute path (:func:`compute_path`), docstrings and comments left out."""
+    return _code_version(compute_path())
 
 
 # ---------------------------------------------------------------- the report's grid
@@ -181,14 +195,8 @@ def grid(names: str | None = None) -> dict[str, RunConfig]:
 # ---------------------------------------------------------------- the cache
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """Run cache: ``path``, else ``$VAE_TUT_CACHE``, else ``~/.cache/vae_tut/runs``."""
-    if path is not None:
-        return Path(path).expanduser()
-    env = os.environ.get("VAE_TUT_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vae_tut" / "runs"
+    """Run cache: ``path``, else ``$VAE_TUT_CACHE``, else the user cache folder (:func:`vae_tut.store.root`)."""
+    return store.root("runs", path)
 
 
 @dataclass
@@ -206,76 +214,69 @@ class Run:
     def summary(self) -> dict[str, Any]:
         """Final train/test numbers, seconds and the quick flag, for tables and ``--json``."""
         return {"run": self.config.label(), "quick": self.config.is_quick,
-                "train": self.train, "test": self.test, "seconds": self.seconds,
-                "cached": self.from_cache}
+                "precision": self.config.precision, "train": self.train, "test": self.test,
+                "seconds": self.seconds, "cached": self.from_cache}
 
 
-def _write_atomic_dir(final: Path, files: dict[str, Any]) -> None:
-    """Write ``files`` (name -> JSON-able dict or torch state) into ``final`` in one rename."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{final.name}-"))
-    try:
-        for name, content in files.items():
-            with open(tmp / name, "wb") as handle:
-                if name.endswith(".json"):
-                    handle.write(json.dumps(content, indent=1, sort_keys=True).encode())
-                else:
-                    torch.save(content, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-        if final.exists():
-            old = final.with_name(f".old-{final.name}-{os.getpid()}")
-            final.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+METRICS = ("history", "train", "test", "seconds")
+
+
+def _checksum(meta: dict[str, Any], weights: bytes) -> str:
+    """SHA-256 over the weights' bytes and the metrics, so an edited entry is caught on load."""
+    digest = hashlib.sha256(weights)
+    digest.update(json.dumps({k: meta[k] for k in METRICS}, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def _load_entry(entry: Path, config: RunConfig) -> Run:
-    """Read a finished cache entry, checking it was made for ``config`` by this code."""
+    """Read a finished cache entry, checking it was made for ``config`` by this code and is intact."""
+    advice = "delete it or train again with retrain=True (--retrain)"
     try:
         meta = json.loads((entry / "result.json").read_text())
-        state = torch.load(entry / "model.pt", map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CacheError(f"cache entry {entry} is unreadable ({type(err).__name__}); "
-                         "delete it or train again with retrain=True (--retrain)") from None
-    if meta.get("config") != config.as_dict() or meta.get("code_version") != code_version():
-        raise CacheError(f"cache entry {entry} holds a run of another config or code version; "
-                         "delete it or train again with retrain=True (--retrain)")
+        weights = (entry / "model.pt").read_bytes()
+    except (OSError, ValueError) as err:
+        raise CacheError(f"cache entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
+    if not isinstance(meta, dict) or any(k not in meta for k in (*METRICS, "config", "checksum")):
+        raise CacheError(f"cache entry {entry}: result.json lacks the run's numbers; {advice}")
+    if meta["config"] != config.as_dict() or meta.get("code_version") != code_version():
+        raise CacheError(f"cache entry {entry} holds a run of another config or code version; {advice}")
+    if meta["checksum"] != _checksum(meta, weights):
+        raise CacheError(f"cache entry {entry}: weights or numbers do not match their checksum (changed or corrupted after training); {advice}")
+    try:
+        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling error means the same thing
+        raise CacheError(f"cache entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
     model = build_model(config.arch, config.z, config.kind)
     try:
         model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as err:
-        raise CacheError(f"cache entry {entry}: weights do not fit {config.label()} "
-                         f"({str(err).splitlines()[0]}); delete it or pass --retrain") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise CacheError(f"cache entry {entry}: weights do not fit {config.label()} ({first}); {advice}") \
+            from None
+    made_with = (meta.get("torch"), meta.get("device"))
+    here = (torch.__version__, str(train.resolve_device(None).type))
+    if made_with != here:
+        store.note(f"note: {config.label()} was trained with torch {made_with[0]} on {made_with[1]}; "
+                   f"this is torch {here[0]} on {here[1]}")
     model.eval()
     return Run(config, model, meta["history"], meta["train"], meta["test"], meta["seconds"], True)
 
 
-def run(config: RunConfig, *, cache: str | os.PathLike | None = None, retrain: bool = False,
-        progress: bool | None = None, device: str | None = None) -> Run:
-    """Load ``config``'s finished run from the cache, or train it and cache it.
-
-    Quick mode (``$VAE_TUT_QUICK=1``) shrinks the config first. An interrupted
-    training run resumes from its last finished epoch when called again.
-    """
-    config = config.resolved()
-    root = cache_dir(cache)
-    entry = root / config.key()
-    partial = root / f".partial-{config.key()}"
-    if entry.exists() and not retrain:
-        return _load_entry(entry, config)
-    if retrain:
-        shutil.rmtree(partial, ignore_errors=True)
-
+def _train(config: RunConfig, scratch: Path, device: torch.device, progress: bool | None,
+           on_epoch: Callable[[dict[str, float]], None] | None) -> tuple[Run, dict[str, Any]]:
+    """Train ``config`` (resuming from ``scratch/state.pt`` if there); the run and its entry's files."""
     resume = None
-    if (partial / "state.pt").exists():
+    if (scratch / "state.pt").exists():
         try:
-            resume = torch.load(partial / "state.pt", map_location="cpu", weights_only=True)
-        except Exception:
-            resume = None  # an unreadable checkpoint is only lost time: start again
+            resume = torch.load(scratch / "state.pt", map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - an unreadable checkpoint is only lost time
+            resume = None
+
+    def checkpoint(state: dict[str, Any]) -> None:
+        store.write_atomic_dir(scratch, {"state.pt": state})
+        if on_epoch is not None:
+            on_epoch(state["history"][-1])
+
     train_x, _ = load_dataset(config.dataset, "train")
     test_x, _ = load_dataset(config.dataset, "test")
     if config.train_size is not None:
@@ -285,16 +286,35 @@ def run(config: RunConfig, *, cache: str | os.PathLike | None = None, retrain: b
     result = train.fit(
         model, train_x, test_x, c=config.c, lr=config.lr, batch_size=config.batch_size,
         epochs=config.epochs, seed=config.seed, device=device, progress=progress,
-        desc=config.label(), resume=resume,
-        on_epoch_end=lambda state: _write_atomic_dir(partial, {"state.pt": state}),
-        precision=config.precision)
-    model.to("cpu").eval()
+        desc=config.label(), resume=resume, on_epoch_end=checkpoint, precision=config.precision)
+    model.to("cpu", memory_format=torch.contiguous_format).eval()
     meta = {"config": config.as_dict(), "code_version": code_version(),
             "history": result.history, "train": result.train, "test": result.test,
-            "seconds": result.seconds, "torch": torch.__version__}
-    _write_atomic_dir(entry, {"model.pt": model.state_dict(), "result.json": meta})
-    shutil.rmtree(partial, ignore_errors=True)
-    return Run(config, model, result.history, result.train, result.test, result.seconds, False)
+            "seconds": result.seconds, "torch": torch.__version__, "device": device.type}
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    meta["checksum"] = _checksum(meta, buffer.getvalue())
+    run_ = Run(config, model, result.history, result.train, result.test, result.seconds, False)
+    return run_, {"model.pt": buffer.getvalue(), "result.json": meta}
+
+
+def run(config: RunConfig, *, cache: str | os.PathLike | None = None, retrain: bool = False,
+        progress: bool | None = None, device: str | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None) -> Run:
+    """Load ``config``'s finished run from the cache, or train it and cache it.
+
+    Quick mode (``$VAE_TUT_QUICK=1``) shrinks the config first and ``auto``
+    precision is resolved for ``device``. An interrupted training run resumes
+    from its last finished epoch when called again; two processes asking for
+    the same run train it once. ``on_epoch`` receives each finished epoch's
+    history row (the parallel grid reports progress with it).
+    """
+    dev = train.resolve_device(device)
+    config = config.resolved(dev)
+    folder = cache_dir(cache) / config.key()
+    value, _ = store.cached(folder, lambda scratch: _train(config, scratch, dev, progress, on_epoch),
+                            lambda entry: _load_entry(entry, config), refresh=retrain)
+    return value
 
 
 # ---------------------------------------------------------------- the results table
@@ -306,9 +326,9 @@ def _fmt(value: float | None) -> str:
 def results_table(runs: dict[str, Run]) -> str:
     """Markdown table of runs, with the report's final training loss beside this book's."""
     lines = [
-        "| run | report train total | train recon | train KL | train total | "
+        "| run | precision | report train total | train recon | train KL | train total | "
         "difference to report | test recon | test KL | test total | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     quick = False
     for name, r in runs.items():
@@ -316,7 +336,7 @@ def results_table(runs: dict[str, Run]) -> str:
         ref = REPORT.get(name, {}).get("total")
         diff = "—" if ref is None else f"{100 * (r.train['total'] - ref) / ref:+.1f} %"
         lines.append(
-            f"| {name} | {_fmt(ref)} | {_fmt(r.train['recon'])} | {_fmt(r.train['kl'])} | "
+            f"| {name} | {r.config.precision} | {_fmt(ref)} | {_fmt(r.train['recon'])} | {_fmt(r.train['kl'])} | "
             f"{_fmt(r.train['total'])} | {diff} | {_fmt(r.test['recon'])} | {_fmt(r.test['kl'])} | "
             f"{_fmt(r.test['total'])} | {r.seconds:.0f} |")
     if quick:

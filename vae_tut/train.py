@@ -10,7 +10,10 @@ Performance appendix): convolutional models use the channels-last memory
 layout, Adam updates all parameters in one fused kernel, the C allocator keeps
 freed memory for the next batch instead of handing it back to the system, and
 with ``precision="bf16"`` the forward pass runs under bfloat16 autocast while
-the weights, the latent sample and both loss terms stay in float32.
+the weights, the latent sample and both loss terms stay in float32. bf16 only
+pays where the hardware multiplies it natively: elsewhere it is emulated and
+several times *slower* than float32, so ``precision="auto"`` (the CNN's
+default) picks bf16 only where :func:`native_bf16` says so.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .errors import ConfigError, TrainingDiverged
 from .losses import check_c, vae_loss
 
 MONITOR_SIZE = 100  # the report monitors the loss on 100 random test images
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def default_device() -> torch.device:
@@ -99,15 +102,39 @@ def evaluate(model: nn.Module, images: torch.Tensor, c: float,
 
 
 def check_precision(precision: object) -> str:
-    """Return ``precision`` if it is ``fp32`` or ``bf16``, else raise :class:`ConfigError`."""
-    if precision not in PRECISIONS:
+    """Return ``precision`` if it is ``fp32``, ``bf16`` or ``auto``, else raise :class:`ConfigError`."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    return str(precision)
+    return precision
+
+
+def native_bf16(device: torch.device | str | None = None) -> bool:
+    """Whether ``device`` multiplies bfloat16 in hardware (Performance appendix).
+
+    On the CPU: torch dispatches to its AVX-512 kernels and the processor has
+    AVX512_BF16 or AMX tiles (``ATEN_CPU_CAPABILITY=avx2`` forces the AVX2 kernels
+    and so turns this off). On CUDA: bf16 without emulation. Elsewhere: no.
+    """
+    device = resolve_device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    if device.type != "cpu" or torch.backends.cpu.get_cpu_capability() != "AVX512":
+        return False
+    cpu = torch.cpu
+    return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+                or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+def resolve_precision(precision: str, device: torch.device | str | None = None) -> str:
+    """``fp32`` or ``bf16``: ``auto`` becomes bf16 only where :func:`native_bf16` is true."""
+    if check_precision(precision) == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast for ``precision="bf16"``, else nothing (chapter 6)."""
-    if check_precision(precision) == "bf16":
+    """bfloat16 autocast for ``precision="bf16"``, else nothing (Performance appendix)."""
+    if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -179,11 +206,12 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     history) after every epoch; passing it back as ``resume`` continues the run
     exactly where it stopped. A NaN or infinite loss raises
     :class:`TrainingDiverged` naming the epoch and batch. ``precision="bf16"``
-    trains under bfloat16 autocast; the reported losses are float32 either way.
+    trains under bfloat16 autocast, ``"auto"`` does so where the device has bf16
+    units (:func:`resolve_precision`); the reported losses are float32 either way.
     """
     _check_settings(c, lr, batch_size, epochs)
-    check_precision(precision)
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     if device.type == "cpu":
         keep_freed_memory()
     progress = progress_enabled() if progress is None else progress

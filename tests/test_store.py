@@ -1,0 +1,102 @@
+"""The store: roots, the atomic writer, the lock, and the parallel grid that relies on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vae_tut import store
+from vae_tut.errors import CacheError, ConfigError, DataError
+from vae_tut.experiments import RunConfig, cache_dir
+from vae_tut.parallel import Task, check_jobs, run_tasks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_roots_from_variables_and_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_TUT_CACHE", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_TUT_DATA", str(tmp_path / "data"))
+    assert store.root("runs") == tmp_path / "runs" and store.root("data") == tmp_path / "data"
+    assert store.root("runs", tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("VAE_TUT_CACHE")
+    monkeypatch.delenv("VAE_TUT_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert store.root("runs") == tmp_path / "xdg" / "vae_tut" / "runs"
+    assert store.root("data") == tmp_path / "xdg" / "vae_tut" / "data"
+
+
+def test_a_root_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("VAE_TUT_CACHE", str(tmp_path / "file"))
+    with pytest.raises(CacheError, match="is a file, not a folder"):
+        store.root("runs")
+    monkeypatch.setenv("VAE_TUT_DATA", str(tmp_path / "file"))
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        store.root("data")
+
+
+def test_cached_computes_once_and_reads_back(tmp_path):
+    calls = []
+
+    def compute(scratch):
+        calls.append(scratch)
+        return {"value": 1}, {"result.json": {"value": 1}}
+
+    def load(folder):
+        return json.loads((folder / "result.json").read_text())
+
+    assert store.cached(tmp_path / "entry", compute, load) == ({"value": 1}, False)
+    assert store.cached(tmp_path / "entry", compute, load) == ({"value": 1}, True)
+    assert len(calls) == 1 and not calls[0].exists()
+    assert store.cached(tmp_path / "entry", compute, load, refresh=True)[1] is False
+    assert len(calls) == 2
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
+    import filelock
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+    with pytest.raises(CacheError, match="cannot write to the cache folder"):
+        store.cached(tmp_path / "entry", lambda s: (1, {}), lambda f: 1)
+
+
+def test_two_processes_training_one_config_both_succeed(real_data, tmp_path):
+    env = {**os.environ, "VAE_TUT_CACHE": str(tmp_path / "runs"), "VAE_TUT_PROGRESS": "0",
+           "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "vae_tut", "train", "--quick", "--epochs", "1", "--json"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert sorted(r["cached"] for r in results) == [False, True]  # trained once, read once
+    assert results[0]["train"] == results[1]["train"]
+    entries = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith((".tmp-", ".partial-"))]
+
+
+def test_jobs_must_be_positive():
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ConfigError, match="jobs must be a whole number"):
+            check_jobs(bad)
+
+
+def test_grid_in_two_workers(real_data, monkeypatch):
+    monkeypatch.setenv("VAE_TUT_QUICK", "1")
+    configs = [RunConfig(epochs=1).resolved(), RunConfig(epochs=1, seed=1).resolved()]
+    lines = []
+    run_tasks([Task(f"run{i}", c) for i, c in enumerate(configs)], 2, say=lines.append, interval=0)
+    for config in configs:
+        assert (cache_dir() / config.key() / "result.json").exists()
+    assert sum("done in" in line for line in lines) == 2
+    assert any(line.startswith("[1/2] run0: epoch 1/1,") and "s/epoch" in line and "ETA" in line
+               for line in lines), lines
