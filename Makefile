@@ -47,7 +47,7 @@ browser-test: setup
 	VAE_TUT_BOOK_HTML=_build_quick/_build/html VAE_TUT_SCREENSHOTS=_build_quick/screenshots \
 	  $(BIN)/python -m pytest -m browser tests/browser
 
-# The performance measurements of benchmarks/perf.py at full size (about an hour on 2 cores).
+# The performance measurements of benchmarks/perf.py at full size (about 1.5 hours on 2 cores).
 benchmark: data
 	$(BIN)/python -m benchmarks.perf
 

@@ -1,7 +1,9 @@
 """The benchmark command (``python -m benchmarks.perf``) in its CI-sized mode.
 
-Nothing here is timed: the tests check that every row is produced and that the
-FLOP count the throughput row divides by is right.
+Nothing here is timed: the tests check that every row is produced and rendered,
+and that the FLOP count the throughput row divides by is right. The rows that
+build a book or run the test suite are not run from a test (CI runs them as a
+step of their own).
 """
 
 from __future__ import annotations
@@ -13,26 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import perf
-from vae_tut.losses import vae_loss
+from benchmarks import measure, report
+from benchmarks.rows import ROWS
 from vae_tut.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.mark.parametrize("arch", ["mlp", "cnn"])
-def test_flop_count_matches_torch_flop_counter(arch):
-    model = build_model(arch, 2)
-    ours = perf.training_flops_per_image(model)
-    model.train()
-    x = torch.rand(4, 1, 28, 28)
-    with FlopCounterMode(display=False) as counter:
-        out = model(x)
-        vae_loss(x, out.logits, out.mean, out.var, 0.05).total.backward()
-    assert ours == counter.get_total_flops() / 4
+IN_TESTS = [r for r in ROWS if r not in ("book", "tests")]
 
 
 def test_mlp_flop_count_by_hand():
@@ -40,49 +29,95 @@ def test_mlp_flop_count_by_hand():
     first = 784 * 300
     rest = 300 * 100 + 100 * 10 + 10 * 4 + 2 * 10 + 10 * 100 + 100 * 300 + 300 * 784
     # forward + weight gradient for the first layer, + input gradient for the others
-    assert perf.training_flops_per_image(build_model("mlp", 2)) == 2 * (2 * first + 3 * rest)
+    assert measure.training_flops_per_image(build_model("mlp", 2)) == 2 * (2 * first + 3 * rest)
 
 
-def test_status_says_how_far_a_target_is_missed():
-    assert perf._status(0.5, 0.4, True) == "met"
-    assert perf._status(0.3, 0.4, True) == "short by 25%"
-    assert perf._status(50.0, 40.0, False) == "short by 25%"
+def test_flop_count_leaves_the_model_alone():
+    import torch
+
+    model = build_model("cnn", 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert measure.training_flops_per_image(model) > measure.training_flops_per_image(build_model("mlp", 2))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("cpu, flags, forced, slug", [
+    ("AMD EPYC 7B13 64-Core Processor", ["avx2"], None, "amd-epyc-7b13-avx2"),
+    ("Intel(R) Xeon(R) Processor", ["avx2", "avx512f", "avx512_bf16", "amx_bf16"], None,
+     "intel-xeon-avx2-avx512f-avx512bf16-amxbf16"),
+    ("Intel(R) Xeon(R) Processor", ["avx2", "avx512f"], "avx2", "intel-xeon-avx2-avx512f-kernels-avx2"),
+])
+def test_one_results_file_per_cpu_kind(cpu, flags, forced, slug):
+    assert measure.kind_slug({"cpu": cpu, "flags": flags, "kernels_forced": forced}) == slug
+
+
+def test_peak_memory_is_each_childs_own():
+    big = [sys.executable, "-c", "x = bytearray(300 * 2**20); x[::4096] = b'1' * len(x[::4096])"]
+    small = [sys.executable, "-c", "pass"]
+    assert measure.run_measured(big)["peak_rss_mb"] > 300
+    assert measure.run_measured(small)["peak_rss_mb"] < 100
 
 
 def test_ci_mode_produces_every_row(tmp_path):
     out = tmp_path / "results.json"
-    env_cache = tmp_path / "runs"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.perf", "--ci", "--out", str(out),
-         "--grid-cache", str(tmp_path / "grid")],
+        [sys.executable, "-m", "benchmarks.perf", "--ci", "--out", str(out), "--rows", *IN_TESTS],
         cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, "VAE_TUT_CACHE": str(env_cache), "VAE_TUT_PROGRESS": "0"})
+        env={**os.environ, "VAE_TUT_CACHE": str(tmp_path / "runs"), "VAE_TUT_PROGRESS": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert results["mode"] == "ci"
-    assert set(results["rows"]) == set(perf.ROWS)
+    assert results["mode"] == "ci" and set(results["rows"]) == set(IN_TESTS)
+    assert results["machine"]["flags"] == [f for f in measure.FLAGS if f in results["machine"]["flags"]]
     rows = results["rows"]
     assert rows["loader"]["speedup"] > 0
-    assert rows["throughput"]["fp32_peak_gflops"] > 0
-    assert 0 < rows["throughput"]["cnn_bf16"]["peak_fraction"]
+    x = rows["throughput"]
+    assert x["fp32_peak_gflops"] > 0 and x["cnn_step_ms"]["bf16"] > 0
+    assert x["default_precision"]["mlp"] == "fp32"
+    assert x["default_precision"]["cnn"] == ("bf16" if x["native_bf16"] else "fp32")
+    assert 0 < x["cnn_fp32"]["peak_fraction"] and ("cnn_bf16" in x) == x["native_bf16"]
     assert set(rows["threads"]["cnn"]) == {"default", "OMP_WAIT_POLICY=PASSIVE", "1 thread"}
-    assert set(rows["accuracy"]["runs"]) == {"mlp-mnist", "mlp-fashion-mnist", "cnn-mnist",
-                                             "cnn-fashion-mnist"}
-    for key in ("grid", "tests", "rebuild"):
-        assert rows[key]["returncode"] == 0, rows[key]["output_tail"]
-        assert rows[key]["peak_rss_mb"] > 0
-    assert rows["grid"]["runs"] == 4
-    # the printed table has one line per measurement, and says the targets do not apply
+    assert len(rows["parallel"]["cnn"]["workers_s"]) == rows["parallel"]["cores"]
+    if x["native_bf16"]:
+        assert set(rows["accuracy"]["runs"]) == {"mlp-mnist", "mlp-fashion-mnist", "cnn-mnist",
+                                                 "cnn-fashion-mnist"}
+    else:
+        assert "skipped" in rows["accuracy"]
+    assert rows["likelihood"]["seconds_per_model"] > 0
+    # the printed table has one line per measurement that was made
     table = proc.stdout
-    assert table.count("\n| ") == len(perf.table_rows(results)) + 1
-    for text in ("DataLoader", "fp32 peak", "PASSIVE", "cnn-fashion-mnist", "reproduction grid",
-                 "test suite", "cached rebuild", "CI-sized"):
+    for text in ("DataLoader", "fp32 / bf16", "PASSIVE", "single-thread process per core",
+                 "importance sampling", "share of the fp32 peak"):
         assert text in table, text
 
 
-def test_grid_row_refuses_a_cache_that_is_not_empty(tmp_path):
+def test_side_by_side_shows_every_kind_and_leaves_gaps_blank():
+    full = {"mode": "full", "measured": "2026-11-29 10:00:00",
+            "machine": {"cpu": "A", "flags": ["avx2"]},
+            "rows": {"tests": {"returncode": 0, "minutes": 4.0, "peak_rss_mb": 900.0}}}
+    other = {"mode": "full", "measured": "2026-11-28 10:00:00",
+             "machine": {"cpu": "B", "flags": ["avx2", "avx512f"]},
+             "rows": {"tests": {"returncode": 0, "minutes": 7.5, "peak_rss_mb": 800.0},
+                      "loader": {"dataloader_s": 3.0, "vae_tut_s": 1.0, "speedup": 3.0}}}
+    table = report.side_by_side({"a": full, "b": other})
+    lines = table.splitlines()
+    assert "A (avx2), 2026-11-29" in lines[0] and "B (avx2, avx512f), 2026-11-28" in lines[0]
+    tests = next(line for line in lines if "make test" in line)
+    assert "4.0 min, peak 900 MiB (met)" in tests and "7.5 min, peak 800 MiB (not met)" in tests
+    loader = next(line for line in lines if "DataLoader" in line)
+    assert "3.0× faster" in loader and loader.count("|") == 5
+
+
+def test_book_row_refuses_a_cache_that_is_not_empty(tmp_path):
     (tmp_path / "some-run").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.perf", "--rows", "grid",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.perf", "--rows", "book",
                            "--grid-cache", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("times training from an empty cache")
+
+
+def test_committed_results_render():
+    kinds = report.load_all()
+    assert kinds, "benchmarks/results/ holds no results"
+    table = report.side_by_side(kinds)
+    assert table.count("\n") >= 3

@@ -23,10 +23,6 @@ def first_cell(path: Path) -> dict:
     return json.loads(path.read_text())["cells"][0]
 
 
-def repository_url() -> str:
-    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-
-
 def run_cell(source: str, monkeypatch, present: set[str] | None) -> list[list[str]]:
     """Execute ``source``; modules outside ``present`` look missing (None: all present)."""
     commands: list[list[str]] = []
@@ -43,23 +39,48 @@ def run_cell(source: str, monkeypatch, present: set[str] | None) -> list[list[st
     return commands
 
 
+def repository() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+
+
+def configured(source: str, url: str, ref: str) -> str:
+    """The first cell as scripts/set_repository.py would write it."""
+    return (source.replace('REPOSITORY = ""', f'REPOSITORY = "{url}"', 1)
+            .replace('RELEASE = ""', f'RELEASE = "{ref}"', 1))
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_first_cell_is_the_hidden_install_cell(path):
     cell = first_cell(path)
     assert cell["cell_type"] == "code"
     assert "remove-cell" in cell["metadata"].get("tags", [])
     assert cell["source"] == first_cell(CHAPTERS[0])["source"], "the install cells differ"
-    assert f'REPOSITORY = "{repository_url()}"' in "".join(cell["source"]), (
-        "the install cell and repository.url in _config.yml disagree: "
-        "run python scripts/set_repository.py URL")
+    source = "".join(cell["source"])
+    assert f'REPOSITORY = "{repository()["url"]}"' in source and \
+        f'RELEASE = "{repository()["branch"]}"' in source, (
+            "the install cell and repository in _config.yml disagree: "
+            "run python scripts/set_repository.py URL REF")
 
 
-def test_install_cell_in_an_empty_environment(monkeypatch):
+def test_unconfigured_cell_refuses_to_install(monkeypatch):
     source = "".join(first_cell(CHAPTERS[0])["source"])
+    if 'REPOSITORY = ""' not in source:
+        pytest.skip("this copy of the book has its repository set")
+    commands: list = []
+    with pytest.raises(Exception) as caught:
+        commands = run_cell(source, monkeypatch, present=set())
+    assert type(caught.value).__name__ == "SetupError" and commands == []
+    shown = caught.value._render_traceback_()
+    assert len(shown) == 1 and "pip install -e ." in shown[0] and "git+" not in shown[0]
+    assert "http" not in source.split("class SetupError")[0].split("REPOSITORY =")[1].split("\n")[0]
+
+
+def test_configured_cell_installs_the_release_only(monkeypatch):
+    source = configured("".join(first_cell(CHAPTERS[0])["source"]), "https://github.com/owner/book", "v1.2")
     commands = run_cell(source, monkeypatch, present=set())
     py = sys.executable
     assert commands == [
-        [py, "-m", "pip", "install", "--quiet", "--no-deps", f"vae_tut @ git+{repository_url()}"],
+        [py, "-m", "pip", "install", "--quiet", "--no-deps", "vae_tut @ git+https://github.com/owner/book@v1.2"],
         [py, "-m", "vae_tut", "data"],
         [py, "-m", "pip", "install", "--quiet", "myst-nb", "tqdm", "ipywidgets"],
     ]
@@ -70,8 +91,33 @@ def test_install_cell_does_nothing_where_everything_is_installed(monkeypatch):
     assert run_cell(source, monkeypatch, present=None) == []
 
 
-def test_set_repository_script_rejects_a_bad_url():
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "set_repository.py"), "not a url"],
+def _set_repository():
+    import importlib.util as util
+
+    spec = util.spec_from_file_location("set_repository", ROOT / "scripts" / "set_repository.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_set_repository_writes_config_and_every_cell(tmp_path):
+    import shutil
+
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copytree(ROOT / "chapters", tmp_path / "chapters", ignore=shutil.ignore_patterns("_build*"))
+    assert _set_repository().main(["https://github.com/owner/book", "v1.2"], root=tmp_path) == 0
+    config = yaml.safe_load((tmp_path / "_config.yml").read_text())
+    assert config["repository"] == {"url": "https://github.com/owner/book", "branch": "v1.2", "path_to_book": ""}
+    assert config["launch_buttons"]["colab_url"] and config["html"]["use_repository_button"] is True
+    for path in sorted((tmp_path / "chapters").glob("*.ipynb")):
+        source = "".join(first_cell(path)["source"])
+        assert 'REPOSITORY = "https://github.com/owner/book"' in source and 'RELEASE = "v1.2"' in source
+
+
+@pytest.mark.parametrize("argv", [["not a url", "v1"], ["https://github.com/owner/book"],
+                                  ["https://github.com/owner/book", "main; rm -rf /"]])
+def test_set_repository_script_rejects_bad_input(argv):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "set_repository.py"), *argv],
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert "usage:" in proc.stderr
+    assert proc.stderr.startswith("usage:")

@@ -1,0 +1,252 @@
+"""The benchmark's results files, one per CPU kind, and the table that shows them side by side.
+
+``benchmarks/results/<kind>.json`` holds the last measurement of each row on
+one kind of CPU (named by :func:`benchmarks.measure.kind_slug`), so results of
+different machines accumulate instead of overwriting each other. The
+Performance appendix renders every file with :func:`side_by_side`.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any, Callable
+
+from tabulate import tabulate
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TARGETS = {  # issue #10's targets on a 2-core CPU
+    "mlp_peak_fraction": 0.55, "cnn_peak_fraction": 0.40, "default_vs_fp32": 1.05,
+    "book_empty_minutes": 60.0, "book_full_minutes": 10.0, "tests_minutes": 5.0,
+}
+
+
+def load_all(folder: Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
+    """Every results file in ``folder``: kind -> results, newest measurement first."""
+    found = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            found[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return dict(sorted(found.items(), key=lambda kv: kv[1].get("measured", ""), reverse=True))
+
+
+def _status(value: float, target: float, higher_is_better: bool) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    return "met" if ok else "not met"
+
+
+def _get(results: dict[str, Any], *path: str) -> Any:
+    value: Any = results.get("rows", {})
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _mark(text: str, ok: str | None, ci: bool) -> str:
+    if ok is None or ci:
+        return text
+    return f"{text} ({ok})"
+
+
+def _loader(r: dict, ci: bool) -> str | None:
+    x = _get(r, "loader")
+    return x and f"{x['dataloader_s']:.2f} s / {x['vae_tut_s']:.2f} s ({x['speedup']:.1f}× faster)"
+
+
+def _peaks(r: dict, ci: bool) -> str | None:
+    x = _get(r, "throughput")
+    if not x:
+        return None
+    runs = [x["fp32_peak_gflops"], x.get("fp32_peak_repeat_gflops", x["fp32_peak_gflops"])]
+    fp32 = f"{min(runs):.0f}–{max(runs):.0f}" if round(min(runs)) != round(max(runs)) else f"{runs[0]:.0f}"
+    native = x.get("native_bf16", True)
+    return f"{fp32} / {x['bf16_peak_gflops']:.0f}{'' if native else ' (emulated)'} GFLOP/s"
+
+
+def _step(r: dict, ci: bool) -> str | None:
+    x = _get(r, "throughput", "cnn_step_ms")
+    if not x:
+        return None
+    ratio = x["bf16"] / x["fp32"]
+    verdict = f"bf16 {1 / ratio:.1f}× faster" if ratio < 1 else f"bf16 {ratio:.1f}× slower"
+    return f"{x['fp32']:.0f} / {x['bf16']:.0f} ms ({verdict})"
+
+
+def _default_precision(r: dict, ci: bool) -> str | None:
+    x = _get(r, "throughput", "default_precision")
+    return x and x.get("cnn")
+
+
+def _fraction(arch: str) -> Callable[[dict, bool], str | None]:
+    def cell(r: dict, ci: bool) -> str | None:
+        x = _get(r, "throughput")
+        if not x:
+            return None
+        precision = (x.get("default_precision") or {}).get(arch, "fp32")
+        y = x.get(f"{arch}_{precision}")
+        if not y:
+            return None
+        target = TARGETS[f"{arch}_peak_fraction"]
+        text = f"{y['peak_fraction']:.0%} ({precision}, {y['epoch_s']:.1f} s/epoch, {y['gflops']:.0f} GFLOP/s)"
+        return _mark(text, _status(y["peak_fraction"], target, True), ci)
+    return cell
+
+
+def _default_vs_fp32(r: dict, ci: bool) -> str | None:
+    x = _get(r, "throughput")
+    if not x or "cnn_fp32" not in x or "default_precision" not in x:
+        return None
+    precision = x["default_precision"]["cnn"]
+    ratio = x[f"cnn_{precision}"]["epoch_s"] / x["cnn_fp32"]["epoch_s"]
+    return _mark(f"{ratio:.2f}× ({precision})", _status(ratio, TARGETS["default_vs_fp32"], False), ci)
+
+
+def _threads(arch: str) -> Callable[[dict, bool], str | None]:
+    def cell(r: dict, ci: bool) -> str | None:
+        x = _get(r, "threads", arch)
+        if not x:
+            return None
+        return " / ".join(f"{x[k]:.1f}" for k in ("default", "OMP_WAIT_POLICY=PASSIVE", "1 thread")) + " s"
+    return cell
+
+
+def _parallel(arch: str) -> Callable[[dict, bool], str | None]:
+    def cell(r: dict, ci: bool) -> str | None:
+        x = _get(r, "parallel", arch)
+        if not x:
+            return None
+        return (f"{x['one_process_s']:.1f} s vs {x['throughput_s']:.1f} s "
+                f"({x['speedup']:.2f}× the throughput)")
+    return cell
+
+
+def _accuracy(r: dict, ci: bool) -> str | None:
+    x = _get(r, "accuracy")
+    if not x:
+        return None
+    if "skipped" in x:
+        return "not needed: no bf16 units"
+    runs = [y for y in x["runs"].values() if y["precision"] == "bf16"]
+    inside = sum(y["within_2sd"] for y in runs)
+    return _mark(f"{inside} of {len(runs)} bf16 runs within 2 SD", "met" if inside == len(runs) else "not met",
+                 ci)
+
+
+def _likelihood(r: dict, ci: bool) -> str | None:
+    x = _get(r, "likelihood")
+    return x and (f"{x['seconds_per_model'] / 60:.1f} min a model; its {x['cnn_models']} CNN models on "
+                  f"{x['cores']} workers: {x['minutes_all_cnn']:.1f} min")
+
+
+def _book(part: str, target: str) -> Callable[[dict, bool], str | None]:
+    def cell(r: dict, ci: bool) -> str | None:
+        x = _get(r, "book")
+        if not x:
+            return None
+        if not x["ok"]:
+            return "failed"
+        minutes = x[f"{part}_cache_minutes"]
+        text = (f"{minutes:.1f} min (grid of {x['runs']} runs {x['grid']['minutes']:.1f} + first build "
+                f"{x['first_build']['minutes']:.1f}; peak {max(x['grid']['peak_rss_mb'], x['first_build']['peak_rss_mb']):.0f} MiB)"
+                if part == "empty" else
+                f"{minutes:.1f} min (reproduce with nothing to train {x['grid_again']['minutes']:.1f} + build)")
+        return _mark(text, _status(minutes, TARGETS[target], False), ci)
+    return cell
+
+
+def _floor(r: dict, ci: bool) -> str | None:
+    flops, peak = _get(r, "flops"), _get(r, "throughput", "fp32_peak_gflops")
+    if not flops or not peak:
+        return None
+    minutes = flops["total_tflop"] * 1e3 / peak / 60
+    cnn = flops["train_tflop"]["cnn"] / flops["total_tflop"]
+    return (f"{flops['total_tflop']:.0f} TFLOP ({cnn:.0%} CNN training): {minutes:.0f} min at the whole "
+            f"fp32 peak, {minutes / TARGETS['cnn_peak_fraction']:.0f} min at {TARGETS['cnn_peak_fraction']:.0%} of it")
+
+
+def _rebuild(r: dict, ci: bool) -> str | None:
+    x = _get(r, "book")
+    return x and f"{x['rebuild']['wall_s']:.0f} s"
+
+
+def _tests(r: dict, ci: bool) -> str | None:
+    x = _get(r, "tests")
+    if not x:
+        return None
+    if x["returncode"] != 0:
+        return "failed"
+    peak = "" if x.get("peak_rss_mb") is None else f", peak {x['peak_rss_mb']:.0f} MiB"
+    return _mark(f"{x['minutes']:.1f} min{peak}",
+                 _status(x["minutes"], TARGETS["tests_minutes"], False), ci)
+
+
+MEASUREMENTS: list[tuple[str, str, Callable[[dict, bool], str | None]]] = [
+    ("MLP epoch: torchvision DataLoader + ToTensor / vae_tut trainer", "", _loader),
+    ("matrix-multiply peak, fp32 / bf16", "", _peaks),
+    ("CNN training step (256 images), fp32 / bf16 autocast", "", _step),
+    ("CNN precision chosen by `auto`", "", _default_precision),
+    ("MLP training, share of the fp32 peak", f"≥ {TARGETS['mlp_peak_fraction']:.0%}", _fraction("mlp")),
+    ("CNN training (default precision), share of the fp32 peak", f"≥ {TARGETS['cnn_peak_fraction']:.0%}",
+     _fraction("cnn")),
+    ("CNN epoch, default precision / fp32", f"≤ {TARGETS['default_vs_fp32']:.2f}×", _default_vs_fp32),
+    ("MLP epoch: default / OMP_WAIT_POLICY=PASSIVE / 1 thread", "", _threads("mlp")),
+    ("CNN epoch: default / OMP_WAIT_POLICY=PASSIVE / 1 thread", "", _threads("cnn")),
+    ("MLP epoch: one process on every core vs one single-thread process per core", "", _parallel("mlp")),
+    ("CNN epoch: one process on every core vs one single-thread process per core", "", _parallel("cnn")),
+    ("bf16 runs' final losses vs the fp32 seed spread", "within 2 SD", _accuracy),
+    ("chapter 10's importance sampling (1 thread)", "", _likelihood),
+    ("arithmetic of `make book` and the least time it can take", "", _floor),
+    ("`make book` from an empty run cache", f"≤ {TARGETS['book_empty_minutes']:g} min", _book("empty", "book_empty_minutes")),
+    ("`make book` from a full run cache", f"≤ {TARGETS['book_full_minutes']:g} min", _book("full", "book_full_minutes")),
+    ("rebuild of every page from the execution cache", "", _rebuild),
+    ("`make test` from an empty run cache", f"≤ {TARGETS['tests_minutes']:g} min", _tests),
+]
+
+
+def wrap_label(text: str, width: int = 32) -> str:
+    """``text`` broken into lines of at most ``width`` characters, for figure labels."""
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def kind_heading(results: dict[str, Any]) -> str:
+    """A column heading for one kind: its CPU, flags and the date measured."""
+    m = results.get("machine", {})
+    flags = ", ".join(m.get("flags", [])) or "?"
+    forced = f"; torch forced to {m['kernels_forced']} kernels" if m.get("kernels_forced") else ""
+    measured = results.get("measured", "?")
+    return f"{m.get('cpu', '?')} ({flags}{forced}), {measured if '(' in measured else measured[:10]}"
+
+
+def side_by_side(kinds: dict[str, dict[str, Any]]) -> str:
+    """One Markdown table: a row per measurement, a column per CPU kind (blank where not measured)."""
+    headers = ["measurement", "target", *(kind_heading(r) for r in kinds.values())]
+    table = []
+    for label, target, cell in MEASUREMENTS:
+        values = []
+        for results in kinds.values():
+            ci = results.get("mode") == "ci"
+            try:
+                values.append(cell(results, ci) or "")
+            except (KeyError, TypeError, ZeroDivisionError):
+                values.append("")
+        if any(values):
+            table.append([label, target, *values])
+    return tabulate(table, headers, tablefmt="github")
+
+
+def describe(kinds: dict[str, dict[str, Any]]) -> str:
+    """One line per kind: where its numbers come from (mode, torch, threads, a note if any)."""
+    lines = []
+    for results in kinds.values():
+        m = results.get("machine", {})
+        text = (f"* **{kind_heading(results)}**: {m.get('cores', '?')} cores, torch {m.get('torch', '?')} "
+                f"({m.get('torch_kernels', '?')} kernels), {results.get('mode', '?')} mode")
+        if results.get("note"):
+            text += f". {results['note']}"
+        lines.append(text)
+    return "\n".join(lines)

@@ -1,0 +1,351 @@
+"""The benchmark's measurements, one function a row, each run in a fresh process by ``perf.py``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .measure import ROOT, load_train, matmul_gflops, run_measured, training_flops_per_image
+
+
+@dataclass
+class Mode:
+    """Sizes of one benchmark mode: ``full`` (the real thing) or ``ci`` (every row, tiny)."""
+
+    name: str
+    train_size: int | None  # training images per epoch (None: all 60,000)
+    peak_size: int  # side of the square matrices for the matmul peak
+    seeds: tuple[int, ...]  # seeds of the fp32 reference runs (accuracy row)
+    likelihood: tuple[int, int]  # test images and samples k of the likelihood row
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+FULL = Mode("full", None, 2048, (0, 1, 2), (1000, 1000))
+CI = Mode("ci", 1024, 256, (0, 1), (20, 10))
+MODES = {"full": FULL, "ci": CI}
+
+
+def _python(code: str, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` in a fresh interpreter at the repository root; its last line of output."""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, check=True)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def row_loader(mode: Mode) -> dict[str, Any]:
+    """MLP epoch: the pytorch/examples way (Dataset + DataLoader + ToTensor) vs vae_tut's fit."""
+    import torch
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    from vae_tut import train
+    from vae_tut.data import data_root, load_dataset
+    from vae_tut.experiments import DEFAULT_LR
+    from vae_tut.losses import vae_loss
+    from vae_tut.models import build_model
+
+    load_dataset("mnist", "train")  # makes sure the raw files are where torchvision looks
+    ds = datasets.MNIST(str(data_root()), train=True, download=False, transform=transforms.ToTensor())
+    if mode.train_size is not None:
+        ds = Subset(ds, range(mode.train_size))
+    train_x, test_x = load_train(mode.train_size)
+
+    def dataloader_epoch() -> float:
+        torch.manual_seed(0)
+        model = build_model("mlp", 2)
+        opt = torch.optim.Adam(model.parameters(), lr=DEFAULT_LR["mlp"])
+        started = time.perf_counter()
+        for x, _ in DataLoader(ds, batch_size=256, shuffle=True):
+            out = model(x)
+            loss = vae_loss(x, out.logits, out.mean, out.var, 0.05).total
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - started
+
+    def vae_tut_epoch() -> float:
+        torch.manual_seed(0)
+        return train.fit(build_model("mlp", 2), train_x, test_x, c=0.05, lr=DEFAULT_LR["mlp"],
+                         batch_size=256, epochs=1, seed=0, device="cpu", progress=False).seconds
+
+    base, ours = [], []
+    for _ in range(2):  # interleaved, best of two each
+        base.append(dataloader_epoch())
+        ours.append(vae_tut_epoch())
+    return {"dataloader_s": min(base), "vae_tut_s": min(ours), "speedup": min(base) / min(ours),
+            "images": len(train_x)}
+
+
+def _cnn_step_ms(precision: str, steps: int) -> float:
+    """Milliseconds of one CNN training step on a 256-image batch (channels-last), best of ``steps``."""
+    import torch
+
+    from vae_tut.losses import vae_loss
+    from vae_tut.models import build_model
+    from vae_tut.train import autocast, make_optimizer
+
+    torch.manual_seed(0)
+    model = build_model("cnn", 2).to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, 1e-3, torch.device("cpu"))
+    x = torch.rand(256, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    best = float("inf")
+    for _ in range(steps + 1):  # the first is a warm-up
+        t = time.perf_counter()
+        with autocast(torch.device("cpu"), precision):
+            out = model(x)
+        loss = vae_loss(x, out.logits, out.mean, out.var, 0.05).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def row_throughput(mode: Mode) -> dict[str, Any]:
+    """Training GFLOP/s of both networks against the matmul peaks measured alongside.
+
+    bf16 is timed in full only where the CPU has bf16 units; elsewhere a few
+    CNN steps show what bf16 autocast would cost there.
+    """
+    import torch
+
+    from vae_tut import train
+    from vae_tut.experiments import DEFAULT_LR, DEFAULT_PRECISION
+    from vae_tut.models import build_model
+
+    native = train.native_bf16("cpu")
+    train_x, test_x = load_train(mode.train_size)
+    out: dict[str, Any] = {"images": len(train_x), "native_bf16": native,
+                           "fp32_peak_gflops": matmul_gflops(mode.peak_size, "float32")}
+    # emulated bf16 runs at about 1 GFLOP/s: a small product shows that without waiting minutes
+    out["bf16_peak_gflops"] = matmul_gflops(mode.peak_size if native else 256, "bfloat16",
+                                            10 if native else 2)
+    out["cnn_step_ms"] = {p: _cnn_step_ms(p, 5 if mode.name == "full" else 1) for p in ("fp32", "bf16")}
+    out["default_precision"] = {arch: train.resolve_precision(DEFAULT_PRECISION[arch], "cpu")
+                                for arch in ("mlp", "cnn")}
+    cases = [("mlp", "fp32"), ("cnn", "fp32")] + ([("cnn", "bf16")] if native else [])
+    for arch, precision in cases:
+        torch.manual_seed(0)
+        model = build_model(arch, 2)
+        flops = training_flops_per_image(model) * len(train_x)
+        result = train.fit(model, train_x, test_x, c=0.05, lr=DEFAULT_LR[arch], batch_size=256, epochs=1,
+                           seed=0, device="cpu", progress=False, precision=precision)
+        gflops = flops / result.seconds / 1e9
+        peak = out["bf16_peak_gflops"] if precision == "bf16" else out["fp32_peak_gflops"]
+        out[f"{arch}_{precision}"] = {"epoch_s": result.seconds, "gflop_per_epoch": flops / 1e9,
+                                      "gflops": gflops, "peak_fraction": gflops / out["fp32_peak_gflops"],
+                                      "own_peak_fraction": gflops / peak}
+    out["fp32_peak_repeat_gflops"] = matmul_gflops(mode.peak_size, "float32")
+    return out
+
+
+def row_threads(mode: Mode) -> dict[str, Any]:
+    """One epoch of each network (default precision) under three thread settings, each a fresh process.
+
+    OpenMP reads ``OMP_WAIT_POLICY`` when a process starts, so every setting gets
+    its own interpreter: the default (spin briefly, then sleep), ``PASSIVE`` (sleep
+    at once) and a single thread.
+    """
+    settings = {"default": ({}, None), "OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, None),
+                "1 thread": ({}, 1)}
+    out: dict[str, Any] = {}
+    for arch in ("mlp", "cnn"):
+        out[arch] = {}
+        for label, (env, threads) in settings.items():
+            code = (f"from benchmarks.measure import epoch_seconds; "
+                    f"print(epoch_seconds({arch!r}, {mode.train_size!r}, {threads!r}))")
+            base_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base_env | env,
+                                  capture_output=True, text=True, check=True)
+            out[arch][label] = float(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def row_parallel(mode: Mode) -> dict[str, Any]:
+    """One process using every core against one single-thread process per core, side by side.
+
+    This is the choice behind ``reproduce --jobs``: N single-thread workers
+    finish an epoch each in the time shown, so their throughput is that time / N.
+    """
+    from vae_tut.parallel import available_cores
+
+    cores = available_cores()
+    out: dict[str, Any] = {"cores": cores}
+    for arch in ("mlp", "cnn"):
+        one = float(_python(f"from benchmarks.measure import epoch_seconds; "
+                            f"print(epoch_seconds({arch!r}, {mode.train_size!r}, {cores}))"))
+        start_at = time.time() + (15 if mode.name == "full" else 6)  # every worker has loaded the data by then
+        code = (f"from benchmarks.measure import epoch_seconds; "
+                f"print(epoch_seconds({arch!r}, {mode.train_size!r}, 1, start_at={start_at!r}))")
+        procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                 for _ in range(cores)]
+        each = [float(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        out[arch] = {"one_process_s": one, "workers_s": each, "throughput_s": max(each) / cores,
+                     "speedup": one / (max(each) / cores)}
+    return out
+
+
+def row_accuracy(mode: Mode) -> dict[str, Any]:
+    """Final train loss of each base run at its default precision vs fp32 runs over several seeds."""
+    from vae_tut.experiments import BASE, run
+    from vae_tut.train import native_bf16
+
+    if not native_bf16("cpu"):
+        return {"skipped": "no bf16 units: every default here is fp32, the same as the reference"}
+    rows = {}
+    for name, config in BASE.items():
+        if mode.train_size is not None:
+            config = dataclasses.replace(config, epochs=1, train_size=mode.train_size)
+        fast = run(config, progress=False, device="cpu")
+        ref = [run(dataclasses.replace(config, precision="fp32", seed=s), progress=False,
+                   device="cpu").train["total"] for s in mode.seeds]
+        mean = statistics.fmean(ref)
+        sd = statistics.stdev(ref) if len(ref) > 1 else 0.0
+        value = fast.train["total"]
+        rows[name] = {"precision": fast.config.precision, "final_train_total": value,
+                      "fp32_seeds": list(mode.seeds), "fp32_totals": ref, "fp32_mean": mean,
+                      "fp32_sd": sd, "z_score": (value - mean) / sd if sd > 0 else None,
+                      "within_2sd": abs(value - mean) <= 2 * sd}
+    return {"runs": rows}
+
+
+def row_likelihood(mode: Mode) -> dict[str, Any]:
+    """Chapter 10's importance sampling of one CNN model, single-threaded as a grid worker runs it."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from vae_tut.evaluate import LIKELIHOOD_MODELS, evaluate_run
+    from vae_tut.models import build_model
+    from vae_tut.parallel import available_cores
+
+    torch.set_num_threads(1)
+    n_images, k = mode.likelihood
+    _, test_x = load_train(1)
+    torch.manual_seed(0)
+    config = LIKELIHOOD_MODELS["cnn-mnist-z2"].resolved("cpu")
+    model = SimpleNamespace(config=config, model=build_model("cnn", 2).eval())
+    started = time.perf_counter()
+    evaluate_run(model, test_x[:n_images], ks=(1, k), cache=False)
+    seconds = time.perf_counter() - started
+    n_cnn = sum(c.arch == "cnn" for c in LIKELIHOOD_MODELS.values())
+    return {"images": n_images, "k": k, "seconds_per_model": seconds, "cnn_models": n_cnn,
+            "cores": available_cores(), "minutes_all_cnn": n_cnn * seconds / available_cores() / 60}
+
+
+def row_flops(mode: Mode) -> dict[str, Any]:
+    """The arithmetic `make book` must do, counted by the FLOP counter (the same on every machine).
+
+    Training: every distinct run of the grid, one training step per image and epoch. Chapter 10:
+    one decoder pass per image and sample (k, plus the ELBO's samples) for each of its models.
+    Divided by a CPU's matrix-multiply peak this is the least time the book can take there.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vae_tut.evaluate import LIKELIHOOD_MODELS, likelihood_settings
+    from vae_tut.experiments import QUICK_TRAIN_SIZE, grid
+    from vae_tut.models import build_model
+
+    configs = {c.resolved("cpu").key(): c.resolved("cpu") for c in grid().values()}
+    train_flops = {"mlp": 0.0, "cnn": 0.0}
+    for config in configs.values():
+        images = 60_000 if mode.name == "full" else QUICK_TRAIN_SIZE
+        per_image = training_flops_per_image(build_model(config.arch, config.z, config.kind))
+        train_flops[config.arch] += per_image * images * config.epochs
+    settings = likelihood_settings()
+    decodes = settings["n_images"] * (max(settings["ks"]) + settings["elbo_samples"])
+    likelihood = 0.0
+    for config in LIKELIHOOD_MODELS.values():
+        model = build_model(config.arch, config.z).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.decode(torch.zeros(4, config.z))
+        likelihood += counter.get_total_flops() / 4 * decodes
+    return {"runs": len(configs), "train_tflop": {k: v / 1e12 for k, v in train_flops.items()},
+            "likelihood_tflop": likelihood / 1e12,
+            "total_tflop": (sum(train_flops.values()) + likelihood) / 1e12}
+
+
+def _book_build(path: str, cache: str, extra: list[str] | None = None) -> dict[str, Any]:
+    jb = str(Path(sys.executable).with_name("jupyter-book"))
+    return run_measured([jb, "build", ".", "--path-output", path, *(extra or [])],
+                        {"VAE_TUT_CACHE": cache, "VAE_TUT_PROGRESS": "0"})
+
+
+def row_book(mode: Mode) -> dict[str, Any]:
+    """What ``make book`` costs: the grid from an empty run cache, the first build, a cached rebuild.
+
+    Full mode: ``python -m vae_tut reproduce`` into an empty run cache (the parallel
+    grid and chapter 10's estimates), then ``jupyter-book build`` of the whole
+    book into a new folder (every notebook executes, reading the run cache),
+    ``reproduce`` again (nothing left to train), and a rebuild of every page
+    from the execution cache. CI mode: the quick base grid and a one-page book.
+    """
+    with tempfile.TemporaryDirectory(prefix="vae-tut-book-") as tmp:
+        cache = mode.extra.get("grid_cache") or str(Path(tmp) / "runs")
+        cmd = [sys.executable, "-m", "vae_tut", "reproduce", "--out", str(Path(tmp) / "grid.md")]
+        if mode.name == "ci":
+            cmd += ["--quick", "--only", "base"]
+        env = {"VAE_TUT_CACHE": cache, "VAE_TUT_PROGRESS": "0"}
+        grid = run_measured(cmd, env)
+        again = run_measured(cmd, env)
+        if mode.name == "ci":
+            book = Path(tmp) / "book"
+            book.mkdir()
+            (book / "_config.yml").write_text("title: t\nexecute:\n  execute_notebooks: cache\n")
+            (book / "_toc.yml").write_text("format: jb-book\nroot: index\n")
+            (book / "index.md").write_text("# Index\n\nOne page.\n")
+            jb = str(Path(sys.executable).with_name("jupyter-book"))
+            first = run_measured([jb, "build", str(book)])
+            rebuild = run_measured([jb, "build", "--all", str(book)])
+        else:
+            out = str(Path(tmp) / "build")
+            first = _book_build(out, cache, ["-W", "-n", "--keep-going"])
+            rebuild = _book_build(out, cache, ["--all"])
+    from vae_tut.experiments import grid as named_grid
+
+    runs = len({c.resolved("cpu").key() for c in named_grid("base" if mode.name == "ci" else None).values()})
+    parts = {"grid": grid, "grid_again": again, "first_build": first, "rebuild": rebuild}
+    return {"runs": runs, "book": "one-page stand-in" if mode.name == "ci" else "whole book",
+            **{k: {**v, "minutes": v["wall_s"] / 60} for k, v in parts.items()},
+            "empty_cache_minutes": (grid["wall_s"] + first["wall_s"]) / 60,
+            "full_cache_minutes": (again["wall_s"] + first["wall_s"]) / 60,
+            "ok": all(v["returncode"] == 0 for v in parts.values())}
+
+
+def row_tests(mode: Mode) -> dict[str, Any]:
+    """Wall time and peak memory of the README's quick-mode test suite, from an empty run cache."""
+    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-m", "not browser", "-q", "-p", "no:cacheprovider"]
+    if mode.name == "ci":  # one small file stands in for the suite
+        cmd += ["tests/test_losses.py"]
+    with tempfile.TemporaryDirectory(prefix="vae-tut-test-runs-") as runs:  # as on a fresh machine
+        result = run_measured(cmd, {"VAE_TUT_QUICK": "1", "VAE_TUT_PROGRESS": "0", "VAE_TUT_CACHE": runs})
+    result["minutes"] = result["wall_s"] / 60
+    result["subset"] = "tests/test_losses.py" if mode.name == "ci" else "all"
+    return result
+
+
+ROW_FUNCS: dict[str, Callable[[Mode], dict[str, Any]]] = {
+    "loader": row_loader, "throughput": row_throughput, "threads": row_threads,
+    "parallel": row_parallel, "accuracy": row_accuracy, "likelihood": row_likelihood,
+    "flops": row_flops, "book": row_book, "tests": row_tests,
+}
+ROWS = tuple(ROW_FUNCS)
+
+
+def measure_row(name: str, mode: Mode) -> dict[str, Any]:
+    """One row, measured in this process (``perf.py`` starts a fresh one for each)."""
+    from .measure import peak_rss_mb
+
+    value = ROW_FUNCS[name](mode)
+    value["row_peak_rss_mb"] = peak_rss_mb()
+    return json.loads(json.dumps(value))
