@@ -209,3 +209,17 @@ def test_evaluate_run_is_consistent_and_cached(tmp_path):
     assert {**again, "cached": False} == first
     with pytest.raises(ConfigError):
         evaluate_run(fake, x, ks=())
+
+
+def test_estimators_leave_the_models_layout_and_mode_alone():
+    torch.manual_seed(0)
+    model = build_model("cnn", 2).train()
+    x = torch.rand(3, 1, 28, 28)
+    elbo(model, x, 0.05)
+    log_importance_weights(model, x, 0.05, 4)
+    assert model.training
+    assert all(p.is_contiguous() for p in model.parameters())
+    model.to(memory_format=torch.channels_last).eval()
+    elbo(model, x, 0.05)
+    conv = model.encoder.conv_layers[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not model.training
