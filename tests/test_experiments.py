@@ -8,7 +8,8 @@ import torch
 from vae_tut import experiments, store
 from vae_tut.errors import CacheError, ConfigError
 from vae_tut.experiments import (AE_BASELINE, BASE, C_GRID, LATENT, REPORT, SEED_GRID, RunConfig,
-                                 cache_dir, grid, results_table, run)
+                                 cache_dir, grid, run)
+from vae_tut.report import results_table
 
 
 def test_report_grid_settings():

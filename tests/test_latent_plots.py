@@ -55,8 +55,12 @@ def test_extent_with_margin():
 
 
 def test_plots_draw():
-    ax = image_grid(torch.rand(10, 1, 28, 28), nrow=5, title="t")
-    assert ax.images[0].get_array().shape == (2 * 29 + 1, 5 * 29 + 1)
+    images = torch.rand(10, 1, 28, 28)
+    ax = image_grid(images, nrow=5, title="t")
+    canvas = torch.as_tensor(ax.images[0].get_array())
+    assert canvas.shape == (2 * 29 + 1, 5 * 29 + 1)
+    assert torch.equal(canvas[1:29, 1:29], images[0, 0]) and torch.equal(canvas[30:58, 59:87], images[7, 0])
+    assert (canvas[0] == 1).all() and (canvas[:, 29] == 1).all()  # the lines between the images
     ax = latent_scatter(torch.randn(100, 2), torch.arange(100) % 10)
     assert len(ax.collections) == 10
     hist = [{"epoch": e, **{f"{s}_{t}": 1.0 / e for s in ("train", "test")

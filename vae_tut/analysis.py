@@ -48,10 +48,18 @@ def unit_activity(means: torch.Tensor) -> torch.Tensor:
     return means.var(0)
 
 
-def active_units(model: nn.Module, images: torch.Tensor, threshold: float = 0.01) -> int:
+ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active when its activity exceeds this
+
+
+def active_mask(activity: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
+    """Which latent dimensions are active: ``activity > threshold`` (chapter 8)."""
+    return activity > threshold
+
+
+def active_units(model: nn.Module, images: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
     """Number of latent dimensions whose activity on ``images`` exceeds ``threshold`` (chapter 8)."""
     means, _ = encode(model, images)
-    return int((unit_activity(means) > threshold).sum())
+    return int(active_mask(unit_activity(means), threshold).sum())
 
 
 def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:

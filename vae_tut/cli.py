@@ -136,8 +136,9 @@ def _check_writable(path: Path) -> None:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .evaluate import LIKELIHOOD_MODELS
-    from .experiments import cache_dir, grid, results_table, run
+    from .experiments import cache_dir, grid, run
     from .parallel import Task, available_cores, run_tasks
+    from .report import results_table
 
     out = Path(args.out)
     _check_writable(out)

@@ -315,31 +315,3 @@ def run(config: RunConfig, *, cache: str | os.PathLike | None = None, retrain: b
     value, _ = store.cached(folder, lambda scratch: _train(config, scratch, dev, progress, on_epoch),
                             lambda entry: _load_entry(entry, config), refresh=retrain)
     return value
-
-
-# ---------------------------------------------------------------- the results table
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
-
-
-def results_table(runs: dict[str, Run]) -> str:
-    """Markdown table of runs, with the report's final training loss beside this book's."""
-    lines = [
-        "| run | precision | report train total | train recon | train KL | train total | "
-        "difference to report | test recon | test KL | test total | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    quick = False
-    for name, r in runs.items():
-        quick |= r.config.is_quick
-        ref = REPORT.get(name, {}).get("total")
-        diff = "—" if ref is None else f"{100 * (r.train['total'] - ref) / ref:+.1f} %"
-        lines.append(
-            f"| {name} | {r.config.precision} | {_fmt(ref)} | {_fmt(r.train['recon'])} | {_fmt(r.train['kl'])} | "
-            f"{_fmt(r.train['total'])} | {diff} | {_fmt(r.test['recon'])} | {_fmt(r.test['kl'])} | "
-            f"{_fmt(r.test['total'])} | {r.seconds:.0f} |")
-    if quick:
-        lines.insert(0, "**QUICK MODE**: these runs used 2 epochs on 2,048 images; "
-                        "they are smoke tests, not comparable with the report.\n")
-    return "\n".join(lines) + "\n"
