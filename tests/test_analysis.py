@@ -2,6 +2,8 @@ import math
 
 import pytest
 import torch
+
+from vae_tut.errors import ConfigError
 from torch import nn
 
 from vae_tut.analysis import (active_units, aggregate_std, distortion, effective_classes, grey_fraction,
@@ -121,7 +123,7 @@ def test_negative_elbo_nats():
     # for fixed errors the bound is lowest when c equals the mean squared error
     values = {cc: negative_elbo_nats(mse, kl, cc) for cc in (0.02, 0.03, 0.04, 0.05, 0.08)}
     assert min(values, key=values.get) == 0.04
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match="decoder variance c must be a finite number > 0"):
         negative_elbo_nats(mse, kl, 0.0)
 
 

@@ -152,3 +152,13 @@ def test_reproduce_checks_its_output_before_training(capsys, tmp_path, monkeypat
 
 def test_reproduce_jobs_must_be_positive(capsys):
     _one_line_error(capsys, ["reproduce", "--jobs", "0"], "--jobs")
+
+
+@pytest.mark.parametrize("variable, argv", [
+    ("VAE_TUT_CACHE", ["train", "--quick", "--epochs", "1"]),
+    ("VAE_TUT_DATA", ["data", "--dataset", "fashion-mnist", "--no-download"]),
+])
+def test_a_root_that_is_a_file_one_line_exit_2(capsys, tmp_path, monkeypatch, variable, argv):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(variable, str(tmp_path / "file"))
+    _one_line_error(capsys, argv, "is a file, not a folder")

@@ -96,9 +96,42 @@ def test_prepare_rejects_a_bad_package_file(real_data, tmp_path, monkeypatch):
     (package / "train-labels-idx1-ubyte").write_bytes(b"\0" * 60008)
     monkeypatch.setattr(data, "local_sources", lambda name: [package])
     said = []
-    with pytest.raises(DataError, match="not in the data root"):
+    with pytest.raises(DataError, match=r"lacks train-labels-idx1-ubyte \(the other files are there\)"):
         prepare(["mnist"], root=tmp_path / "root", download=False, say=said.append)
     assert any("rejected" in s and "train-labels-idx1-ubyte" in s for s in said)
+
+
+def test_prepare_rejects_a_gz_file_with_a_flipped_byte(real_data, tmp_path, monkeypatch):
+    package = tmp_path / "package"
+    package.mkdir()
+    for f in DATASETS["mnist"].files:
+        with open(DATASETS["mnist"].raw_dir(real_data) / f.name, "rb") as fin, \
+                gzip.open(package / (f.name + ".gz"), "wb", compresslevel=1) as fout:
+            shutil.copyfileobj(fin, fout)
+    broken = package / "t10k-labels-idx1-ubyte.gz"
+    blob = bytearray(broken.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    broken.write_bytes(bytes(blob))
+    monkeypatch.setattr(data, "local_sources", lambda name: [package])
+    said = []
+    with pytest.raises(DataError, match="lacks t10k-labels-idx1-ubyte"):
+        prepare(["mnist"], root=tmp_path / "root", download=False, say=said.append)
+    assert any("rejected" in s and "t10k-labels-idx1-ubyte.gz" in s for s in said), said
+
+
+def test_a_file_rewritten_with_its_old_mtime_is_checked_again(real_data, tmp_path):
+    import os
+
+    raw = _copy_root(real_data, tmp_path, "mnist")
+    check_dataset("mnist", tmp_path)
+    path = raw / "t10k-labels-idx1-ubyte"
+    stat = path.stat()
+    blob = bytearray(path.read_bytes())
+    blob[100] ^= 0x01
+    path.write_bytes(bytes(blob))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same size and mtime as before
+    with pytest.raises(DataError, match="SHA-256 does not match"):
+        check_dataset("mnist", tmp_path)
 
 
 def test_prepare_moves_a_corrupt_existing_file_aside(real_data, tmp_path, monkeypatch):

@@ -26,10 +26,16 @@ def _fit(model, **kw):
     return fit(model, _blobs(512), _blobs(200, seed=1), **args)
 
 
-def test_default_device_is_cpu_here():
-    assert default_device().type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        assert default_device().type in ("cpu", "mps")
+def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends, "mps", SimpleNamespace(is_available=lambda: False))
+    assert default_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.backends, "mps", SimpleNamespace(is_available=lambda: True))
+    assert default_device() == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == torch.device("cuda")
 
 
 def test_fit_learns_and_records_history():
@@ -75,8 +81,17 @@ def test_resume_gives_the_same_run():
         assert torch.equal(p, q)
 
 
-def test_monitor_uses_100_test_images():
-    assert MONITOR_SIZE == 100
+def test_monitor_uses_monitor_size_test_images(monkeypatch):
+    from vae_tut import train
+
+    assert MONITOR_SIZE == 100  # the report monitors the loss on 100 test images
+    sizes = []
+    real = train.evaluate
+    monkeypatch.setattr(train, "evaluate", lambda model, images, c, **kw: sizes.append(len(images))
+                        or real(model, images, c, **kw))
+    monkeypatch.setattr(train, "MONITOR_SIZE", 7)
+    _fit(build_model("mlp", 2), epochs=2)
+    assert sizes == [7, 7, 200]  # once per epoch on the monitor set, then the whole test set
 
 
 def test_non_finite_loss_names_epoch_and_batch():
@@ -162,12 +177,18 @@ def test_fused_adam_is_the_same_update_as_the_default():
     assert gap < 1e-5, gap
 
 
-def test_keep_freed_memory_takes_effect_on_glibc():
+def test_keep_freed_memory_takes_effect_on_glibc_only(monkeypatch):
+    import ctypes
     import platform
 
-    result = keep_freed_memory()
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert result is True
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc
+
+    def no_library(*args, **kwargs):
+        raise OSError("no C library")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    assert keep_freed_memory() is False
 
 
 def test_unknown_precision():

@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -101,7 +102,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 # --------------------------------------------------------------------------- checks
 
-_verified: dict[tuple[str, int, int], bool] = {}
+# Files that passed their checksum in this process, keyed by path, size, inode and both
+# timestamps: rewriting a file changes its ctime even when its mtime is set back.
+_verified: dict[tuple[str, int, int, int, int], bool] = {}
 
 
 def _sha256(path: Path) -> str:
@@ -116,7 +119,7 @@ def check_file(path: Path, expected: RawFile) -> None:
     """Raise :class:`DataError` naming ``path`` unless it has the expected size and SHA-256."""
     path = Path(path)
     stat = path.stat()
-    memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    memo = (str(path.resolve()), stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
     if _verified.get(memo):
         return
     if stat.st_size != expected.size:
@@ -219,7 +222,7 @@ def _copy_verified(src: Path, dest: Path, expected: RawFile) -> None:
         except DataError as err:
             raise DataError(f"{src}: {str(err).split(': ', 1)[1]}") from None
         os.replace(tmp, dest)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataError(f"{src}: cannot be read ({err})") from None
     finally:
         tmp.unlink(missing_ok=True)
@@ -269,7 +272,11 @@ def _bad_files(info: DatasetInfo, raw: Path, say: Callable[[str], None]) -> list
             check_file(path, f)
         except DataError as err:
             say(f"  rejected {err}")
-            path.replace(path.with_name(path.name + ".rejected"))
+            try:
+                path.replace(path.with_name(path.name + ".rejected"))
+            except OSError as move:
+                raise DataError(f"{path} is corrupt and cannot be moved aside ({move.strerror or move}); "
+                                "delete it or make the data root writable") from None
             bad.append(f)
     return bad
 
@@ -290,7 +297,11 @@ def prepare(names: Iterable[str] = tuple(DATASETS), root: str | os.PathLike | No
             _fill_from_local(info, raw, say)
         if download and _bad_files(info, raw, say):
             _fill_from_download(info, base, say)
-        if _bad_files(info, raw, say):
+        still = _bad_files(info, raw, say)
+        if len(still) == len(info.files):
             raise DataError(missing_data_message(info, base))
+        if still:
+            raise DataError(f"{name} in {raw} lacks {', '.join(f.name for f in still)} (the other files are "
+                            "there); " + missing_data_message(info, base).split(". ", 1)[1])
         say(f"  ok: all {len(info.files)} files present, SHA-256 verified")
     return base
