@@ -7,6 +7,8 @@ import os
 import platform
 import re
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,23 +56,28 @@ def kind_slug(m: dict[str, Any]) -> str:
     return slug
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> dict[str, Any]:
-    """Run ``cmd``; its wall time, exit status, output tail and peak memory.
+# Runs a command and writes the peak memory of its process tree to $VAE_TUT_PEAK_FILE. A small
+# interpreter in between matters: Linux counts a child's memory from before its exec (a copy of
+# the benchmark process, torch and all) in its peak, so the command must not be our direct child.
+_PEAK_WRAPPER = ("import os, resource, subprocess, sys; "
+                 "code = subprocess.run(sys.argv[1:]).returncode; "
+                 "open(os.environ['VAE_TUT_PEAK_FILE'], 'w').write("
+                 "str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+                 "sys.exit(code)")
 
-    The peak is that child's own (the largest process of its tree that it
-    waited for), read with ``wait4``, so one row never inherits another's.
-    """
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen it has been reaped
-    wall = time.perf_counter() - started
-    return {"wall_s": wall, "returncode": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "output_tail": out[-3000:]}
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> dict[str, Any]:
+    """Run ``cmd``; its wall time, exit status, output tail and peak memory (its largest process)."""
+    with tempfile.TemporaryDirectory(prefix="vae-tut-peak-") as tmp:
+        peak_file = Path(tmp) / "peak"
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *cmd], cwd=cwd,
+                              env={**os.environ, **(env or {}), "VAE_TUT_PEAK_FILE": str(peak_file)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wall = time.perf_counter() - started
+        peak_kib = int(peak_file.read_text()) if peak_file.exists() else 0
+    return {"wall_s": wall, "returncode": proc.returncode, "peak_rss_mb": peak_kib / 1024,
+            "output_tail": proc.stdout[-3000:]}
 
 
 def peak_rss_mb() -> float:

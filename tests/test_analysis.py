@@ -14,7 +14,7 @@ from vae_tut.models import build_model
 
 
 class Fixed(nn.Module):
-    """A stand-in VAE: the first pixels of an image are its posterior mean, the variance is fixed.
+    """A stand-in VAE: the first pixels p of an image give its posterior mean 2p - 1, the variance is fixed.
 
     ``decode`` returns logits whose sigmoid is 0.5 everywhere, so every reconstruction is grey.
     """
@@ -25,7 +25,7 @@ class Fixed(nn.Module):
         self.z, self.var = z, var
 
     def encode(self, x):
-        mean = x.flatten(1)[:, :self.z]
+        mean = 2 * x.flatten(1)[:, :self.z] - 1
         return mean, torch.full_like(mean, self.var)
 
     def decode(self, z):
@@ -33,8 +33,9 @@ class Fixed(nn.Module):
 
 
 def images_with_means(means: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] whose posterior means under :class:`Fixed` are ``means`` (in [-1, 1])."""
     x = torch.zeros(len(means), 1, 28, 28)
-    x.view(len(means), -1)[:, :means.shape[1]] = means
+    x.view(len(means), -1)[:, :means.shape[1]] = (means + 1) / 2
     return x
 
 

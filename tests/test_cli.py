@@ -40,15 +40,16 @@ def test_parser_defaults():
 @pytest.mark.parametrize("argv, text", [
     (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["train", "--arch", "rnn"], "invalid choice: 'rnn'"),
-    (["train", "--z", "0"], "--z: must be a whole number >= 1"),
-    (["train", "--z", "two"], "--z: must be a whole number >= 1"),
-    (["train", "--c", "0"], "--c: must be a finite number > 0"),
-    (["train", "--c", "-0.5"], "--c: must be a finite number > 0"),
-    (["train", "--lr", "0"], "--lr: must be a finite number > 0"),
-    (["train", "--lr", "nan"], "--lr: must be a finite number > 0"),
-    (["train", "--epochs", "0"], "--epochs"),
-    (["train", "--batch-size", "-3"], "--batch-size"),
-    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--z", "0"], "latent size z must be a whole number from 1 to 4096, got 0"),
+    (["train", "--z", "1000000000000"], "latent size z must be a whole number from 1 to 4096"),
+    (["train", "--z", "two"], "--z: invalid int value: 'two'"),
+    (["train", "--c", "0"], "decoder variance c must be a finite number > 0"),
+    (["train", "--c", "-0.5"], "decoder variance c must be a finite number > 0"),
+    (["train", "--lr", "0"], "learning rate must be a finite number > 0"),
+    (["train", "--lr", "nan"], "learning rate must be a finite number > 0"),
+    (["train", "--epochs", "0"], "epochs must be a whole number >= 1"),
+    (["train", "--batch-size", "-3"], "batch size must be a whole number >= 1"),
+    (["train", "--seed", "-1"], "seed must be a whole number >= 0"),
     (["train", "--frobnicate"], "unrecognized arguments"),
     (["train", "--precision", "fp16"], "invalid choice: 'fp16'"),
     (["reproduce", "--only", "everything"], "invalid choice"),
@@ -150,8 +151,9 @@ def test_reproduce_checks_its_output_before_training(capsys, tmp_path, monkeypat
     assert not cache_dir().exists() or not any(cache_dir().iterdir())
 
 
-def test_reproduce_jobs_must_be_positive(capsys):
-    _one_line_error(capsys, ["reproduce", "--jobs", "0"], "--jobs")
+def test_reproduce_jobs_must_be_positive(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, ["reproduce", "--jobs", "0"], "jobs must be a whole number >= 1")
 
 
 @pytest.mark.parametrize("variable, argv", [

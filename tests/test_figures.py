@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from vae_tut.figures import (generation_figure, interpolation, interpolation_codes, latent_figure,
-                             latent_map, manifold, prior_samples)
+                             latent_map, manifold, prior_sample_grid)
 from vae_tut.models import build_model
 
 
@@ -29,7 +29,7 @@ def _close_figures():
 def test_panels_return_one_axes_each(arch, data):
     images, labels = data
     model = build_model(arch, 2)
-    panels = [prior_samples(model, n_side=3), manifold(model, n_side=4),
+    panels = [prior_sample_grid(model, n_side=3), manifold(model, n_side=4),
               latent_map(model, images, labels, class_names=[f"c{k}" for k in range(10)],
                          path=torch.zeros(5, 2)),
               interpolation(model, images[0], images[1], steps=5)]
@@ -53,7 +53,7 @@ def test_panels_draw_on_given_axes(data):
     images, labels = data
     model = build_model("mlp", 2)
     fig, axes = plt.subplots(1, 2)
-    assert prior_samples(model, n_side=2, ax=axes[0]) is axes[0]
+    assert prior_sample_grid(model, n_side=2, ax=axes[0]) is axes[0]
     assert manifold(model, n_side=2, ax=axes[1]) is axes[1]
     assert len(fig.axes) == 2
 
@@ -68,18 +68,18 @@ def test_interpolation_codes_join_the_two_means(data):
     assert torch.allclose(codes[0], means[0], atol=1e-6) and torch.allclose(codes[-1], means[1], atol=1e-6)
 
 
-def test_prior_samples_are_seeded():
+def test_prior_sample_grid_is_seeded():
     model = build_model("mlp", 2).eval()
-    a = prior_samples(model, n_side=2, seed=3).images[0].get_array()
-    b = prior_samples(model, n_side=2, seed=3).images[0].get_array()
-    c = prior_samples(model, n_side=2, seed=4).images[0].get_array()
+    a = prior_sample_grid(model, n_side=2, seed=3).images[0].get_array()
+    b = prior_sample_grid(model, n_side=2, seed=3).images[0].get_array()
+    c = prior_sample_grid(model, n_side=2, seed=4).images[0].get_array()
     assert (a == b).all() and not (a == c).all()
 
 
 def test_two_dimensional_views_refuse_other_latent_sizes(data):
     images, labels = data
     model = build_model("mlp", 3)
-    prior_samples(model, n_side=2)  # sampling works for any z
+    prior_sample_grid(model, n_side=2)  # sampling works for any z
     with pytest.raises(ValueError, match="2-D latent space"):
         manifold(model)
     with pytest.raises(ValueError, match="2-D latent space"):

@@ -81,7 +81,6 @@ def test_configured_cell_installs_the_release_only(monkeypatch):
     py = sys.executable
     assert commands == [
         [py, "-m", "pip", "install", "--quiet", "--no-deps", "vae_tut @ git+https://github.com/owner/book@v1.2"],
-        [py, "-m", "vae_tut", "data"],
         [py, "-m", "pip", "install", "--quiet", "myst-nb", "tqdm", "ipywidgets"],
     ]
 
@@ -121,3 +120,16 @@ def test_set_repository_script_rejects_bad_input(argv):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("usage:")
+
+
+def test_install_cell_stops_with_one_line_when_the_data_cannot_be_had(monkeypatch, tmp_path):
+    from vae_tut import data
+
+    monkeypatch.setenv("VAE_TUT_DATA", str(tmp_path))
+    monkeypatch.setenv("VAE_TUT_NO_DOWNLOAD", "1")
+    monkeypatch.setattr(data, "local_sources", lambda name: [])
+    source = "".join(first_cell(CHAPTERS[0])["source"])
+    with pytest.raises(Exception) as caught:
+        run_cell(source, monkeypatch, present=None)
+    shown = caught.value._render_traceback_()
+    assert len(shown) == 1 and "Get it in one of three ways" in shown[0]

@@ -6,7 +6,7 @@ import torch
 from vae_tut.errors import ConfigError, TrainingDiverged
 from vae_tut.losses import vae_loss
 from vae_tut.models import build_model
-from vae_tut.train import (MONITOR_SIZE, autocast, default_device, evaluate, fit, has_convolutions,
+from vae_tut.train import (MONITOR_SIZE, autocast, average_loss, default_device, fit, has_convolutions,
                            keep_freed_memory, make_optimizer)
 
 
@@ -41,7 +41,7 @@ def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
 def test_fit_learns_and_records_history():
     torch.manual_seed(0)
     model = build_model("mlp", 2)
-    before = evaluate(model, _blobs(200, seed=1), 0.05)["total"]
+    before = average_loss(model, _blobs(200, seed=1), 0.05)["total"]
     result = _fit(model, epochs=4)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
     assert result.history[-1]["train_total"] < result.history[0]["train_total"]
@@ -86,20 +86,28 @@ def test_monitor_uses_monitor_size_test_images(monkeypatch):
 
     assert MONITOR_SIZE == 100  # the report monitors the loss on 100 test images
     sizes = []
-    real = train.evaluate
-    monkeypatch.setattr(train, "evaluate", lambda model, images, c, **kw: sizes.append(len(images))
+    real = train.average_loss
+    monkeypatch.setattr(train, "average_loss", lambda model, images, c, **kw: sizes.append(len(images))
                         or real(model, images, c, **kw))
     monkeypatch.setattr(train, "MONITOR_SIZE", 7)
     _fit(build_model("mlp", 2), epochs=2)
     assert sizes == [7, 7, 200]  # once per epoch on the monitor set, then the whole test set
 
 
-def test_non_finite_loss_names_epoch_and_batch():
-    model = build_model("mlp", 2)
-    data = _blobs(256)
-    data[130] = float("nan")  # lands in some batch of epoch 1
-    with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+ of 4"):
-        fit(model, data, _blobs(100), c=0.05, lr=0.001, batch_size=64, epochs=2,
+def test_non_finite_loss_names_epoch_and_batch(monkeypatch):
+    from vae_tut import train
+
+    calls = []
+    real = train.vae_loss
+
+    def nan_in_third_batch(*args):
+        calls.append(1)
+        terms = real(*args)
+        return terms._replace(recon=terms.recon * float("nan")) if len(calls) == 3 else terms
+
+    monkeypatch.setattr(train, "vae_loss", nan_in_third_batch)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, batch 3 of 4"):
+        fit(build_model("mlp", 2), _blobs(256), _blobs(100), c=0.05, lr=0.001, batch_size=64, epochs=2,
             device="cpu", progress=False)
 
 

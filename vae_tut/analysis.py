@@ -16,7 +16,7 @@ from torch import nn
 
 from .latent import decode, encode
 from .losses import check_c, gaussian_log_constant, kl_per_dimension
-from .models import N_PIXELS
+from .data import N_PIXELS
 
 
 # ---------------------------------------------------------------- random codes

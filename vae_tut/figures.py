@@ -37,7 +37,7 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return ax
 
 
-def prior_samples(model: nn.Module, n_side: int = 10, seed: int = 0, ax: Axes | None = None,
+def prior_sample_grid(model: nn.Module, n_side: int = 10, seed: int = 0, ax: Axes | None = None,
                   title: str | None = "samples, z ~ N(0, I)") -> Axes:
     """``n_side * n_side`` images decoded from codes drawn from N(0, I) with a seeded generator."""
     g = torch.Generator().manual_seed(seed)
@@ -102,9 +102,9 @@ def interpolation(model: nn.Module, start: torch.Tensor, end: torch.Tensor, step
 
 def generation_figure(model: nn.Module, title: str, seed: int = 0, n_side: int = 10,
                       n_manifold: int = 20) -> Figure:
-    """Two panels: prior samples (:func:`prior_samples`) beside the manifold (:func:`manifold`)."""
+    """Two panels: prior samples (:func:`prior_sample_grid`) beside the manifold (:func:`manifold`)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 6.4), gridspec_kw={"width_ratios": [1, 1]})
-    prior_samples(model, n_side=n_side, seed=seed, ax=axes[0],
+    prior_sample_grid(model, n_side=n_side, seed=seed, ax=axes[0],
                   title=f"{n_side * n_side} samples, z ~ N(0, I) (seed {seed})")
     manifold(model, n_side=n_manifold, ax=axes[1],
              title=f"manifold: {n_manifold} x {n_manifold} normal quantiles")

@@ -9,29 +9,31 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .data import check_images
+from .train import eval_mode
 
-@torch.no_grad()
+
 def encode(model: nn.Module, images: torch.Tensor,
            batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Posterior means ``[N, z]`` and variances (``None`` for an autoencoder) of ``images``."""
-    model.eval()
+    check_images(images)
     device = next(model.parameters()).device
     means, variances = [], []
-    for start in range(0, len(images), batch_size):
-        mean, var = model.encode(images[start:start + batch_size].to(device))
-        means.append(mean.cpu())
-        if var is not None:
-            variances.append(var.cpu())
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            mean, var = model.encode(images[start:start + batch_size].to(device))
+            means.append(mean.cpu())
+            if var is not None:
+                variances.append(var.cpu())
     return torch.cat(means), (torch.cat(variances) if variances else None)
 
 
-@torch.no_grad()
 def decode(model: nn.Module, codes: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
     """Images in [0, 1], ``[N, 1, 28, 28]``, decoded from latent ``codes``."""
-    model.eval()
     device = next(model.parameters()).device
-    parts = [torch.sigmoid(model.decode(codes[s:s + batch_size].to(device))).cpu()
-             for s in range(0, len(codes), batch_size)]
+    with eval_mode(model):
+        parts = [torch.sigmoid(model.decode(codes[s:s + batch_size].to(device))).cpu()
+                 for s in range(0, len(codes), batch_size)]
     return torch.cat(parts)
 
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 
 from .errors import ConfigError
-from .models import N_PIXELS
+from .data import N_PIXELS
 
 
 def check_c(c: object) -> float:
@@ -30,6 +30,8 @@ def check_c(c: object) -> float:
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, c: float) -> torch.Tensor:
     """``||x - x_hat||^2 / (2c)`` summed over pixels, averaged over the batch."""
     check_c(c)
+    if x.shape != x_hat.shape:
+        raise ConfigError(f"images and reconstructions differ in shape: {list(x.shape)} vs {list(x_hat.shape)}")
     return (x - x_hat).pow(2).flatten(1).sum(1).mean() / (2.0 * c)
 
 
@@ -43,6 +45,10 @@ def kl_divergence(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
 
 def kl_per_dimension(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """The KL of each latent dimension, ``[batch, z]`` (chapter 8 counts the active ones)."""
+    if mean.shape != var.shape:
+        raise ConfigError(f"mean and variance differ in shape: {list(mean.shape)} vs {list(var.shape)}")
+    if not bool((var > 0).all()):
+        raise ConfigError("every variance must be > 0 (the KL needs log var)")
     return 0.5 * (var + mean.pow(2) - 1.0 - var.log())
 
 

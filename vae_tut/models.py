@@ -14,20 +14,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import IMAGE_SHAPE, N_PIXELS
 from .errors import ConfigError
 
-IMAGE_SHAPE = (1, 28, 28)
-N_PIXELS = 28 * 28
 ARCHS = ("mlp", "cnn")
 KINDS = ("vae", "ae")
 VARIANCE_FLOOR = 1e-8
+MAX_LATENT = 4096  # far beyond any useful code for 784 pixels, and still a model that fits in memory
 
 
 def check_latent_dim(z: object) -> int:
-    """Return ``z`` if it is a whole number >= 1, else raise :class:`ConfigError`."""
-    if isinstance(z, bool) or not isinstance(z, int) or z < 1:
-        raise ConfigError(f"latent size z must be a whole number >= 1, got {z!r}")
+    """Return ``z`` if it is a whole number from 1 to :data:`MAX_LATENT`, else raise :class:`ConfigError`."""
+    if isinstance(z, bool) or not isinstance(z, int) or not 1 <= z <= MAX_LATENT:
+        raise ConfigError(f"latent size z must be a whole number from 1 to {MAX_LATENT}, got {z!r}")
     return z
+
+
+def _check_shape(x: torch.Tensor) -> torch.Tensor:
+    """``x`` if it is a batch of 1 x 28 x 28 images; a clear error for any other shape."""
+    if tuple(x.shape[1:]) != IMAGE_SHAPE:
+        raise ConfigError(f"the networks take images [N, 1, 28, 28], got shape {list(x.shape)}")
+    return x
 
 
 class FCEncoder(nn.Module):
@@ -134,7 +141,7 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(z|x), each ``[batch, z]``."""
-        h = self.encoder(x).float()  # fp32 from here on, also under bf16 autocast (chapter 6)
+        h = self.encoder(_check_shape(x)).float()  # fp32 from here on, also under bf16 autocast
         mean, raw_var = h.split(self.latent_dim, dim=1)
         return mean, F.softplus(raw_var) + VARIANCE_FLOOR
 
@@ -169,13 +176,13 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         """The code of each image, and ``None`` where a VAE would give a variance."""
-        return self.encoder(x), None
+        return self.encoder(_check_shape(x)), None
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        z = self.encoder(x).float()
+        z = self.encoder(_check_shape(x)).float()
         return VAEOutput(self.decode(z), z, None, z)
 
     @torch.no_grad()

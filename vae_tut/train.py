@@ -23,11 +23,12 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
+from .data import check_images
 from .errors import ConfigError, TrainingDiverged
 from .losses import check_c, vae_loss
 
@@ -82,21 +83,33 @@ class FitResult:
     seconds: float
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, c: float,
-             batch_size: int = 1000) -> dict[str, float]:
-    """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each)."""
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluation mode and no gradients inside; the model's previous mode is restored afterwards."""
     was_training = model.training
     model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def average_loss(model: nn.Module, images: torch.Tensor, c: float,
+                 batch_size: int = 1000) -> dict[str, float]:
+    """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each)."""
+    check_images(images)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}")
     device = next(model.parameters()).device
     recon = kl = 0.0
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        out = model(x)
-        terms = vae_loss(x, out.logits, out.mean, out.var, c)
-        recon += float(terms.recon) * len(x)
-        kl += float(terms.kl) * len(x)
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device)
+            out = model(x)
+            terms = vae_loss(x, out.logits, out.mean, out.var, c)
+            recon += float(terms.recon) * len(x)
+            kl += float(terms.kl) * len(x)
     n = len(images)
     return {"recon": recon / n, "kl": kl / n, "total": (recon + kl) / n}
 
@@ -171,14 +184,30 @@ def make_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.o
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
 
 
-def _check_settings(c: float, lr: float, batch_size: int, epochs: int) -> None:
+def _whole(value: object, name: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{name} must be a whole number >= {least}, got {value!r}")
+    return value
+
+
+def check_settings(c: object, lr: object, batch_size: object, epochs: object, seed: object) -> None:
+    """Raise :class:`ConfigError` naming the first setting out of range (shared by :func:`fit`,
+    :class:`~vae_tut.experiments.RunConfig` and so the command line)."""
     check_c(c)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}")
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ConfigError(f"epochs must be a whole number >= 1, got {epochs!r}")
+    _whole(batch_size, "batch size", 1)
+    _whole(epochs, "epochs", 1)
+    _whole(seed, "seed", 0)
+
+
+RESUME_KEYS = ("model", "optimizer", "order_rng", "rng", "history", "seconds")
+
+
+def _check_resume(resume: object) -> None:
+    if not isinstance(resume, dict) or any(k not in resume for k in RESUME_KEYS):
+        raise ConfigError("resume must be a checkpoint that fit() passed to on_epoch_end "
+                          f"(a dict with {', '.join(RESUME_KEYS)})")
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -209,7 +238,11 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     trains under bfloat16 autocast, ``"auto"`` does so where the device has bf16
     units (:func:`resolve_precision`); the reported losses are float32 either way.
     """
-    _check_settings(c, lr, batch_size, epochs)
+    check_settings(c, lr, batch_size, epochs, seed)
+    check_images(train_images, "training images")
+    check_images(test_images, "test images")
+    if resume is not None:
+        _check_resume(resume)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     if device.type == "cpu":
@@ -265,7 +298,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
                 recon_sum += terms.recon.item() * len(x)
                 kl_sum += terms.kl.item() * len(x)
                 bar.update(1)
-            monitor = evaluate(model, monitor_x, c)
+            monitor = average_loss(model, monitor_x, c)
             seconds += time.perf_counter() - started
             history.append({
                 "epoch": epoch, "train_recon": recon_sum / n, "train_kl": kl_sum / n,
@@ -283,5 +316,5 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
         bar.close()
     last = history[-1]
     train = {"recon": last["train_recon"], "kl": last["train_kl"], "total": last["train_total"]}
-    test = evaluate(model, test_images, c)
+    test = average_loss(model, test_images, c)
     return FitResult(history=history, train=train, test=test, seconds=seconds)
