@@ -39,13 +39,16 @@ book-quick: data
 test: data
 	VAE_TUT_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax -m "not browser" -n auto --dist loadfile
 
-# Every page of the quick build in headless Chromium, offline (needs `make book-quick` first).
+# Every page of a built book in headless Chromium, offline: by default the quick build (needs
+# `make book-quick` first); `make browser-test BOOK_HTML=_build/html` checks the full one.
+BOOK_HTML ?= _build_quick/_build/html
+SCREENSHOTS ?= _build_quick/screenshots
 browser-test: setup
 	$(BIN)/python -m pip install --quiet -e '.[browser]'
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium >/dev/null 2>&1 \
 	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } \
 	  || { echo "browser-test needs Debian's chromium (apt-get install chromium)"; exit 1; }
-	VAE_TUT_BOOK_HTML=_build_quick/_build/html VAE_TUT_SCREENSHOTS=_build_quick/screenshots \
+	VAE_TUT_BOOK_HTML=$(BOOK_HTML) VAE_TUT_SCREENSHOTS=$(SCREENSHOTS) \
 	  $(BIN)/python -m pytest -m browser tests/browser
 
 # The performance measurements of benchmarks/perf.py at full size (about 1.5 hours on 2 cores).

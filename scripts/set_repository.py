@@ -21,7 +21,19 @@ ROOT = Path(__file__).resolve().parent.parent
 URL_RE = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+$")
 REF_RE = re.compile(r"^[\w][\w.-]*$")
 BLOCK_RE = re.compile(r"(?ms)^# >>> repository.*?^# <<< repository$")
-USAGE = "usage: python scripts/set_repository.py https://github.com/OWNER/NAME TAG_OR_COMMIT"
+USAGE = ("usage: python scripts/set_repository.py https://github.com/OWNER/NAME TAG_OR_COMMIT\n"
+         "       python scripts/set_repository.py --check")
+
+
+def check(root: Path = ROOT) -> int:
+    """Exit status 0 if ``_config.yml`` names a repository, else 1 with one line (publishing needs it)."""
+    block = BLOCK_RE.search((root / "_config.yml").read_text())
+    url = re.search(r"(?m)^  url: (.*)$", block.group(0)) if block else None
+    if url and URL_RE.match(url.group(1).strip().strip('"')):
+        return 0
+    print("_config.yml names no repository: run python scripts/set_repository.py URL REF before publishing, "
+          "or the book's launch buttons and install cells would lead nowhere", file=sys.stderr)
+    return 1
 
 
 def config_block(url: str, ref: str) -> str:
@@ -42,6 +54,8 @@ html:
 
 
 def main(argv: list[str], root: Path = ROOT) -> int:
+    if argv == ["--check"]:
+        return check(root)
     if len(argv) != 2 or not URL_RE.match(argv[0]) or not REF_RE.match(argv[1]):
         print(USAGE, file=sys.stderr)
         return 2
