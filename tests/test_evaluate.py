@@ -223,3 +223,83 @@ def test_estimators_leave_the_models_layout_and_mode_alone():
     elbo(model, x, 0.05)
     conv = model.encoder.conv_layers[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not model.training
+
+
+# ---------------------------------------------------------------- 8-bit bits per dimension
+
+from vae_tut.evaluate import (LEVELS, bits_per_dim_8bit, dequantize, independent_pixels_bits_per_dim,  # noqa: E402
+                              log_importance_weights_at)
+
+
+def _eight_bit(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, d), generator=g).to(torch.float64) / 255
+
+
+def test_uniform_density_costs_exactly_8_bits():
+    assert float(bits_per_dim_8bit(torch.zeros(7), 784).max()) == pytest.approx(8.0, abs=1e-6)
+    # the independent-pixel model of data spread evenly over all levels is the uniform one
+    even = torch.arange(256, dtype=torch.float64).repeat(3, 1).T.reshape(256, 3) / 255
+    assert independent_pixels_bits_per_dim(even, even) == pytest.approx(8.0, abs=1e-6)
+
+
+def test_dequantize_stays_in_each_pixels_cell():
+    x = _eight_bit(50, 20)
+    xq = dequantize(x, seed=3)
+    k = torch.round(x * 255)
+    assert ((xq >= k / LEVELS) & (xq < (k + 1) / LEVELS)).all()
+    assert torch.equal(xq, dequantize(x, seed=3)) and not torch.equal(xq, dequantize(x, seed=4))
+    with pytest.raises(ConfigError, match="8-bit images"):
+        dequantize(torch.full((2, 3), 0.3001))
+
+
+class _ZIgnoringModel:
+    """Decoder mean 0.5 whatever z is, encoder = prior: log p(x) = log N(x; 0.5, cI) exactly."""
+
+    def __init__(self, d: int):
+        self.d = d
+
+    def encode(self, x):
+        return torch.zeros(len(x), 2, dtype=x.dtype), torch.ones(len(x), 2, dtype=x.dtype)
+
+    def decoder_mean(self, z):
+        return torch.full((len(z), self.d), 0.5, dtype=z.dtype)
+
+
+def test_8bit_bound_of_a_discretised_gaussian_matches_a_direct_sum():
+    from torch.distributions import Normal
+
+    d, c = 16, 0.04
+    x = _eight_bit(40, d, seed=1)
+    model = _ZIgnoringModel(d)
+    # the estimator: importance weights at dequantised copies, averaged over many dequantisations
+    bits = []
+    for seed in range(20):
+        log_w = log_importance_weights_at(model, x, [dequantize(x, seed=seed)], c, 4)[0]
+        bits.append(bits_per_dim_8bit(iwae_from_weights(log_w).mean(), d))
+    estimate = float(torch.stack(bits).mean())
+    # direct sum: the probability of each level is the Gaussian's mass on its cell
+    k = torch.round(x * 255)
+    normal = Normal(0.5, math.sqrt(c))
+    mass = normal.cdf((k + 1) / LEVELS) - normal.cdf(k / LEVELS)
+    direct = float(-mass.log2().sum(1).mean() / d)
+    assert estimate >= direct - 1e-3          # an upper bound on the cost ...
+    assert estimate == pytest.approx(direct, abs=2e-3)   # ... and a tight one for a smooth density
+
+
+def test_independent_pixels_by_hand():
+    train = torch.zeros(9, 1, 28, 28)
+    train[:, 0, 0, 0] = 7 / 255                 # pixel 0 is always level 7, the others always 0
+    test = train[:2]
+    bits = independent_pixels_bits_per_dim(train, test, smoothing=1.0)
+    per_pixel = -math.log2((9 + 1) / (9 + 256))  # every pixel: 9 of 9 training images at its level
+    assert bits == pytest.approx(per_pixel, rel=1e-9)
+
+
+def test_evaluate_run_reports_8bit_bits_above_zero(tmp_path):
+    torch.manual_seed(0)
+    fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2))
+    x = torch.randint(0, 256, (5, 1, 28, 28)).float() / 255
+    res = evaluate_run(fake, x, ks=(1, 10), elbo_samples=2)
+    assert set(res["bits8"]) == {1, 10} and all(b > 0 for b in res["bits8"].values())
+    assert res["bits8"][10] <= res["bits8"][1] + 0.05

@@ -13,10 +13,10 @@ log p(x) as k -> infinity.
 Sign conventions: every function here returns *log-likelihoods* in nats
 per image (higher is better), one number per image. The losses of the
 training loop are the opposite sign and leave out the constant
-``(D/2) log(2 pi c)``. :func:`bits_per_dim` turns log p(x) into a cost in bits
-per pixel, ``-log p(x) / (D ln 2)`` (lower is better). Because p(x|z) is a
-density over continuous pixel values, log p(x) can be positive and bits per
-dimension negative.
+``(D/2) log(2 pi c)``. Because p(x|z) is a density over continuous pixel
+values, log p(x) can be positive. The literature's bits per dimension are the
+cost of 8-bit images: :func:`dequantize` and :func:`bits_per_dim_8bit` turn the
+density into an upper bound on that cost, 8 bits for a uniform density.
 
 The estimators only need two things from a model (the :class:`LatentModel`
 protocol): ``encode(x) -> (mean, var)`` and a decoder mean f(z). For the
@@ -165,11 +165,29 @@ def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k
     so the same call gives the same numbers; they depend on ``batch_size`` but
     not on ``max_decodes``.
     """
+    return log_importance_weights_at(model, images, [images], c, k, batch_size=batch_size,
+                                     max_decodes=max_decodes, generator=generator, seed=seed)[0]
+
+
+def log_importance_weights_at(model: LatentModel, images: torch.Tensor, targets: list[torch.Tensor],
+                              c: float, k: int, *, batch_size: int = 100,
+                              max_decodes: int = DEFAULT_MAX_DECODES,
+                              generator: torch.Generator | None = None,
+                              seed: int = 0) -> list[torch.Tensor]:
+    """Like :func:`log_importance_weights`, with the samples drawn from q(z|x) of ``images`` but
+    ``p(t, z_i)`` scored for each tensor ``t`` of ``targets`` (same shape as ``images``).
+
+    Any proposal gives a valid bound, so one set of decoder evaluations serves
+    several targets: chapter 10 scores each test image and its dequantised copy
+    (:func:`dequantize`) with the same samples.
+    """
     k = check_k(k)
     max_decodes = check_k(max_decodes, "max decodes")
     images, c, batch_size, f, device, log_const, dtype = _setup(model, images, c, batch_size)
+    if not targets or any(not isinstance(t, torch.Tensor) or t.shape != images.shape for t in targets):
+        raise ConfigError("targets must be tensors of the same shape as the images")
     gen = _generator(generator, seed)
-    out = torch.empty(len(images), k, dtype=dtype)
+    outs = [torch.empty(len(images), k, dtype=dtype) for _ in targets]
     with _decoding(model):
         for start, size in _chunks(len(images), batch_size):
             x = images[start:start + size].to(device, dtype)
@@ -177,7 +195,7 @@ def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k
             std = var.sqrt()
             # log q(z|x) = -0.5 * sum(eps^2) - 0.5 * sum(log(2 pi var)) with z = mean + std * eps
             log_q_norm = -0.5 * (var.log() + LOG_2PI).sum(1, keepdim=True)            # [B, 1]
-            x_flat = x.flatten(1).unsqueeze(1)                                         # [B, 1, D]
+            flats = [t[start:start + size].to(device, dtype).flatten(1).unsqueeze(1) for t in targets]
             # all k draws at once (small: [B, k, z]), so the numbers do not depend on max_decodes
             eps_all = torch.randn(size, k, mean.shape[1], dtype=dtype, generator=gen).to(device)
             per_chunk = max(1, max_decodes // size)
@@ -185,11 +203,12 @@ def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k
                 eps = eps_all[:, s0:s0 + s]                                            # [B, s, z]
                 z = mean.unsqueeze(1) + std.unsqueeze(1) * eps
                 fz = f(z.reshape(size * s, -1)).reshape(size, s, -1)                   # [B, s, D]
-                log_px_z = -(x_flat - fz).pow(2).sum(2) / (2.0 * c) - log_const
                 log_pz = -0.5 * (z.pow(2).sum(2) + z.shape[2] * LOG_2PI)
                 log_q = -0.5 * eps.pow(2).sum(2) + log_q_norm
-                out[start:start + size, s0:s0 + s] = (log_px_z + log_pz - log_q).cpu()
-    return out
+                for out, t_flat in zip(outs, flats):
+                    log_px_z = -(t_flat - fz).pow(2).sum(2) / (2.0 * c) - log_const
+                    out[start:start + size, s0:s0 + s] = (log_px_z + log_pz - log_q).cpu()
+    return outs
 
 
 def iwae_from_weights(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor:
@@ -268,8 +287,16 @@ def elbo(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, *
 
 # ---------------------------------------------------------------- units
 
+LEVELS = 256  # an 8-bit pixel takes one of 256 values
+
+
 def bits_per_dim(log_px: torch.Tensor | float, n_dims: int = N_PIXELS) -> torch.Tensor | float:
-    """Nats per image -> bits per dimension: ``-log p(x) / (D ln 2)``; a cost, lower is better."""
+    """A log-likelihood in nats per image as bits per dimension, ``-log p / (D ln 2)``.
+
+    Applied to a *density* over continuous pixels this can be negative and depends
+    on the units of the pixels; the image-modelling literature's bits per dimension
+    are those of 8-bit images, :func:`bits_per_dim_8bit` (chapter 10).
+    """
     check_k(n_dims, "number of dimensions")
     return -log_px / (n_dims * math.log(2.0))
 
@@ -278,6 +305,56 @@ def nats_from_bits_per_dim(bpd: torch.Tensor | float, n_dims: int = N_PIXELS) ->
     """The inverse of :func:`bits_per_dim`: bits per dimension -> log p(x) in nats per image."""
     check_k(n_dims, "number of dimensions")
     return -bpd * n_dims * math.log(2.0)
+
+
+def is_8bit(images: torch.Tensor) -> bool:
+    """Whether every pixel is ``k / 255`` for a whole k from 0 to 255 (as MNIST's are)."""
+    levels = torch.round(images * (LEVELS - 1))
+    return bool(((levels >= 0) & (levels < LEVELS)).all()) and \
+        torch.allclose(levels / (LEVELS - 1), images, atol=1e-6)
+
+
+def dequantize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """8-bit images ``k / 255`` spread uniformly over their cells: ``(k + u) / 256``, u ~ U[0, 1) (chapter 10).
+
+    The cells of the 256 levels tile [0, 1), so a density p on pixel values gives
+    the 8-bit image ``k`` the probability ``P(k) = 256^-D E_u[p((k + u) / 256)]``.
+    """
+    if not is_8bit(images):
+        raise ConfigError("dequantize needs 8-bit images, pixel values k / 255 with whole k")
+    levels = torch.round(images * (LEVELS - 1))
+    u = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed), dtype=images.dtype)
+    return (levels + u) / LEVELS
+
+
+def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float,
+                      n_dims: int = N_PIXELS) -> torch.Tensor | float:
+    """Bits per dimension of 8-bit images from ``log p`` at their dequantised copies (:func:`dequantize`).
+
+    Jensen's inequality over u gives ``log P(k) >= E_u[log p((k + u)/256)] - D ln 256``,
+    so ``8 - log p / (D ln 2)`` is an upper bound on the 8-bit cost (lower is better);
+    a uniform density on [0, 1]^D, log p = 0, costs exactly 8 bits per pixel.
+    """
+    check_k(n_dims, "number of dimensions")
+    return math.log2(LEVELS) - log_p_dequantized / (n_dims * math.log(2.0))
+
+
+def independent_pixels_bits_per_dim(train_images: torch.Tensor, test_images: torch.Tensor,
+                                    smoothing: float = 1.0) -> float:
+    """8-bit bits per dimension of the best model that treats pixels as independent (chapter 10).
+
+    Each pixel gets its own distribution over the 256 levels, the frequencies on
+    ``train_images`` with ``smoothing`` added to every count (so that a level never
+    seen in training is not impossible); the cost is averaged over ``test_images``.
+    """
+    train = torch.round(train_images.flatten(1) * (LEVELS - 1)).long()
+    test = torch.round(test_images.flatten(1) * (LEVELS - 1)).long()
+    n, d = train.shape
+    counts = torch.full((d, LEVELS), float(smoothing), dtype=torch.float64)
+    counts.scatter_add_(1, train.T, torch.ones(d, n, dtype=torch.float64))
+    log_p = (counts / counts.sum(1, keepdim=True)).log()                       # [D, 256]
+    per_image = log_p.gather(1, test.T).sum(0)                                  # [N_test]
+    return float(-per_image.mean() / (d * math.log(2.0)))
 
 
 # ---------------------------------------------------------------- a trained run, cached
@@ -290,8 +367,9 @@ def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 
     same samples (averaging disjoint groups, :func:`iwae_from_weights`). Returns
     a dict of per-image *means* in nats: ``elbo``, ``expected_log_lik``, ``kl``,
     ``iwae`` (k -> mean estimate), ``gap_se`` (standard error of the mean of
-    the per-image gaps between the largest-k estimate and the ELBO), plus
-    ``n_images``, ``seconds`` (the time the importance sampling took when it
+    the per-image gaps between the largest-k estimate and the ELBO), ``bits8``
+    (k -> 8-bit bits per dimension, :func:`bits_per_dim_8bit`, from the same samples
+    scored at dequantised copies of the images; ``None`` unless the images are 8-bit), plus ``n_images``, ``seconds`` (the time the importance sampling took when it
     was computed), ``label`` and ``cached`` (whether it was read back). With
     ``cache=True`` the result is an entry of the run cache (:func:`vae_tut.store.cached`),
     keyed by the run, the images, the settings and this module's code.
@@ -305,7 +383,9 @@ def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 
     def compute(_scratch: Path) -> tuple[dict, dict]:
         expected, kl = elbo_terms(run.model, images, config.c, elbo_samples, seed=seed)
         start = time.perf_counter()
-        log_w = log_importance_weights(run.model, images, config.c, max(ks), seed=seed + 1)
+        targets = [images, dequantize(images, seed + 2)] if is_8bit(images) else [images]
+        log_ws = log_importance_weights_at(run.model, images, targets, config.c, max(ks), seed=seed + 1)
+        log_w = log_ws[0]
         seconds = time.perf_counter() - start
         best = iwae_from_weights(log_w)
         gap = best - (expected - kl)
@@ -316,6 +396,10 @@ def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 
             "kl": float(kl.mean()),
             "iwae": {k: float(iwae_from_weights(log_w, k).mean()) for k in ks},
             "gap_se": float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
+            # 8-bit bits per dimension from the same samples, at dequantised copies of the images
+            "bits8": None if len(log_ws) == 1 else {
+                k: float(bits_per_dim_8bit(iwae_from_weights(log_ws[1], k).mean(), images[0].numel()))
+                for k in ks},
         }
         return {**result, "cached": False}, {"result.json": result}
 
@@ -323,6 +407,8 @@ def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 
         try:
             saved = json.loads((folder / "result.json").read_text())
             saved["iwae"] = {int(k): v for k, v in saved["iwae"].items()}
+            if saved["bits8"] is not None:
+                saved["bits8"] = {int(k): v for k, v in saved["bits8"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise CacheError(f"likelihood entry {folder} is unreadable; delete it to compute it again") \
                 from None
