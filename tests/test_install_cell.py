@@ -133,3 +133,4 @@ def test_install_cell_stops_with_one_line_when_the_data_cannot_be_had(monkeypatc
         run_cell(source, monkeypatch, present=None)
     shown = caught.value._render_traceback_()
     assert len(shown) == 1 and "Get it in one of three ways" in shown[0]
+
