@@ -61,6 +61,9 @@ def test_bad_arguments_one_line_exit_2(capsys, argv, text):
 
 
 def test_missing_data_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    from vae_tut import data
+    monkeypatch.setattr(data, "local_sources", lambda name: [])
+    monkeypatch.setenv("VAE_TUT_NO_DOWNLOAD", "1")
     monkeypatch.setenv("VAE_TUT_DATA", str(tmp_path))
     line = _one_line_error(capsys, ["train", "--quick"], "not in the data root")
     assert "python -m vae_tut data" in line

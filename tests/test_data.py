@@ -55,7 +55,9 @@ def test_corrupt_file_is_named(real_data, tmp_path):
         load_dataset("fashion-mnist", "train", root=tmp_path)
 
 
-def test_missing_data_lists_three_ways(tmp_path):
+def test_missing_data_lists_three_ways(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "local_sources", lambda name: [])   # no registry package to copy from
+    monkeypatch.setenv("VAE_TUT_NO_DOWNLOAD", "1")                # and no download
     with pytest.raises(DataError) as info:
         load_dataset("mnist", "train", root=tmp_path)
     message = str(info.value)
