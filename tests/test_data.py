@@ -73,14 +73,20 @@ def test_unknown_dataset_and_split(tmp_path):
         load_dataset("mnist", "valid", root=tmp_path)
 
 
-def test_prepare_copies_gzipped_package_files(real_data, tmp_path, monkeypatch):
-    """The Debian-package path: gzipped files in a folder, decompressed and verified."""
+def _gzipped_package(real_data, tmp_path):
+    """A folder with MNIST's four files gzipped, as the Debian package ships Fashion-MNIST's."""
     package = tmp_path / "package"
     package.mkdir()
     for f in DATASETS["mnist"].files:
         with open(DATASETS["mnist"].raw_dir(real_data) / f.name, "rb") as fin, \
                 gzip.open(package / (f.name + ".gz"), "wb", compresslevel=1) as fout:
             shutil.copyfileobj(fin, fout)
+    return package
+
+
+def test_prepare_copies_gzipped_package_files(real_data, tmp_path, monkeypatch):
+    """The Debian-package path: gzipped files in a folder, decompressed and verified."""
+    package = _gzipped_package(real_data, tmp_path)
     monkeypatch.setattr(data, "local_sources", lambda name: [package])
     root = tmp_path / "root"
     said = []
@@ -104,12 +110,7 @@ def test_prepare_rejects_a_bad_package_file(real_data, tmp_path, monkeypatch):
 
 
 def test_prepare_rejects_a_gz_file_with_a_flipped_byte(real_data, tmp_path, monkeypatch):
-    package = tmp_path / "package"
-    package.mkdir()
-    for f in DATASETS["mnist"].files:
-        with open(DATASETS["mnist"].raw_dir(real_data) / f.name, "rb") as fin, \
-                gzip.open(package / (f.name + ".gz"), "wb", compresslevel=1) as fout:
-            shutil.copyfileobj(fin, fout)
+    package = _gzipped_package(real_data, tmp_path)
     broken = package / "t10k-labels-idx1-ubyte.gz"
     blob = bytearray(broken.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
