@@ -1,10 +1,15 @@
-"""Serve MathJax and the Jupyter widget scripts from the built book, not from a CDN.
+"""Serve MathJax, the Jupyter widget scripts and onnxruntime-web from the built book, not from a CDN.
 
 By default Jupyter Book 1 loads MathJax and the widget manager from CDNs, so a
 reader without network sees raw TeX and empty widget boxes. When the npm
 packages of ``package.json`` are installed (``make book`` installs them), this
 extension copies their files into the build's static folder and points Sphinx
 and myst-nb at the local copies. Without them the CDN defaults stay.
+
+The in-browser latent explorers (``_ext/latent_web.py``) decode with
+onnxruntime-web's WebAssembly build: its script, the module it loads and the
+``.wasm`` file go to ``_static/offline/ort/``. Without the package the explorers
+show their static pictures (nothing is loaded from a CDN).
 """
 
 from __future__ import annotations
@@ -23,20 +28,42 @@ PACKAGES = {
     "widgets": Path("node_modules/@jupyter-widgets/html-manager/dist"),
     "requirejs": Path("node_modules/requirejs/require.js"),
 }
+# onnxruntime-web, WebAssembly backend only: the classic-script API, the Emscripten module it
+# imports and its single-threaded-capable SIMD binary (the WebGL/WebGPU builds are not needed)
+ORT = Path("node_modules/onnxruntime-web/dist")
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+
+
+def _stage_ort(src: Path, stage: Path) -> bool:
+    """Copy onnxruntime-web's WebAssembly files to ``stage/offline/ort``; False if not installed."""
+    files = [src / ORT / name for name in ORT_FILES]
+    if not all(f.exists() for f in files):
+        logger.info("offline_assets: %s not installed; the latent explorers show static pictures", ORT)
+        return False
+    target = stage / "offline" / "ort"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for f in files:
+        shutil.copy2(f, target / f.name)
+    return True
 
 
 def _stage(app: Sphinx, config: Config) -> None:
     src = Path(app.srcdir)
+    stage = Path(app.outdir).parent / "offline_static"
+    target = stage / "offline"
+    if target.exists():
+        shutil.rmtree(target)
+    app.config.vae_ort_staged = _stage_ort(src, stage)
     found = {name: src / rel for name, rel in PACKAGES.items()}
     missing = [str(PACKAGES[n]) for n, p in found.items() if not p.exists()]
     if missing:
         logger.info("offline_assets: %s not installed; MathJax and widgets load from CDNs",
                     ", ".join(missing))
+        if app.config.vae_ort_staged:
+            config.html_static_path = [*config.html_static_path, str(stage)]
         return
-    stage = Path(app.outdir).parent / "offline_static"
-    target = stage / "offline"
-    if target.exists():
-        shutil.rmtree(target)
     ignore = shutil.ignore_patterns("sre", "*.map", "*-speech.js", "node-main.js")
     shutil.copytree(found["mathjax"], target / "mathjax", ignore=ignore)
     shutil.copytree(found["widgets"], target / "widgets", ignore=shutil.ignore_patterns("*.map"))
@@ -95,5 +122,6 @@ MATHJAX2_HUB_SHIM = """(function () {
 
 
 def setup(app: Sphinx) -> dict:
+    app.add_config_value("vae_ort_staged", False, "")
     app.connect("config-inited", _stage, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

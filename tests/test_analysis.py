@@ -136,3 +136,42 @@ def test_grey_fraction():
     half = crisp.clone()
     half[:, :, 14:21] = 0.5                      # a quarter of the rows grey
     assert grey_fraction(half) == pytest.approx(0.25)
+
+
+def test_marginal_kl_is_zero_when_every_posterior_is_the_prior():
+    from vae_tut.analysis import marginal_kl
+    assert marginal_kl(torch.zeros(50, 3), torch.ones(50, 3), n_samples=300) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_marginal_kl_of_one_image_is_its_kl():
+    from vae_tut.analysis import marginal_kl
+    from vae_tut.losses import kl_divergence
+    mean, var = torch.tensor([[1.0, -0.5]]), torch.tensor([[0.3, 2.0]])
+    exact = kl_divergence(mean, var).item()
+    assert marginal_kl(mean, var, n_samples=40_000) == pytest.approx(exact, rel=0.03)
+
+
+def test_marginal_kl_splits_the_kl_term():
+    from vae_tut.analysis import marginal_kl
+    from vae_tut.losses import kl_divergence
+    grid = torch.arange(10.0) - 4.5
+    means = torch.cartesian_prod(grid, grid)               # 100 posteriors on a grid, 1 apart
+    variances = torch.full((100, 2), 0.0025)               # standard deviation 0.05: no overlap
+    average_kl = kl_divergence(means, variances).item()
+    mutual = average_kl - marginal_kl(means, variances, n_samples=20_000)
+    # separated posteriors: the code tells which of the N images it came from, I(x; z) = log N
+    assert mutual == pytest.approx(math.log(100), abs=0.1)
+    # overlapping posteriors carry less
+    wide = torch.full((100, 2), 1.0)
+    assert kl_divergence(means, wide).item() - marginal_kl(means, wide, n_samples=4000) < math.log(100) - 1
+
+
+def test_aggregate_gaussian_matches_the_moments():
+    from vae_tut.analysis import aggregate_gaussian_samples
+    g = torch.Generator().manual_seed(1)
+    means = torch.randn(500, 2, generator=g) @ torch.tensor([[2.0, 0.0], [1.0, 0.5]]) + torch.tensor([3.0, -1.0])
+    variances = torch.full((500, 2), 0.1)
+    s = aggregate_gaussian_samples(means, variances, 50_000)
+    assert torch.allclose(s.mean(0), means.mean(0), atol=0.05)
+    expected = torch.cov(means.T) + 0.1 * torch.eye(2)
+    assert torch.allclose(torch.cov(s.T), expected, atol=0.08)

@@ -303,3 +303,43 @@ def test_evaluate_run_reports_8bit_bits_above_zero(tmp_path):
     res = evaluate_run(fake, x, ks=(1, 10), elbo_samples=2)
     assert set(res["bits8"]) == {1, 10} and all(b > 0 for b in res["bits8"].values())
     assert res["bits8"][10] <= res["bits8"][1] + 0.05
+
+
+class _ConstantLogits:
+    """Bernoulli decoder with the same logits whatever z is, encoder = prior: every importance
+    weight is p(x) = prod Bernoulli(x_d; sigmoid(l_d)), known exactly."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def encode(self, x):
+        return torch.zeros(len(x), 3), torch.ones(len(x), 3)
+
+    def decode(self, z):
+        return self.logits.expand(len(z), *self.logits.shape)
+
+
+def test_bernoulli_bound_is_exact_when_the_decoder_ignores_z():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 28, 28)
+    x = torch.bernoulli(torch.full((5, 1, 28, 28), 0.4))
+    exact = torch.distributions.Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
+    model = _ConstantLogits(logits)
+    bound = iwae_bound(model, x, 0.05, 7, likelihood="bernoulli")
+    assert torch.allclose(bound, exact, atol=1e-4)
+    expected, kl = elbo_terms(model, x, 0.05, 3, likelihood="bernoulli")
+    assert torch.allclose(expected, exact, atol=1e-4) and torch.allclose(kl, torch.zeros(5), atol=1e-6)
+
+
+def test_evaluate_run_scores_a_bernoulli_run_on_binary_images(tmp_path):
+    torch.manual_seed(0)
+    config = RunConfig(likelihood="bernoulli", train_size=64, epochs=1)
+    model = build_model("mlp", 2).eval()
+    trained = SimpleNamespace(config=config, model=model)
+    images = torch.rand(8, 1, 28, 28)
+    out = evaluate_run(trained, images, ks=(1, 4), cache=False)
+    assert out["bits8"] is None
+    assert out["iwae"][4] <= 0 and out["elbo"] <= 0  # log-probabilities of binary images
+    binary = torch.bernoulli(images, generator=torch.Generator().manual_seed(0))
+    direct = iwae_bound(model, binary, 0.05, 4, seed=1, likelihood="bernoulli").mean().item()
+    assert out["iwae"][4] == pytest.approx(direct, rel=1e-5)

@@ -23,9 +23,39 @@ def test_report_grid_settings():
     assert AE_BASELINE.kind == "ae"
     assert set(REPORT) <= set(BASE)
     assert sorted(c.seed for c in SEED_GRID.values()) == [0, 1, 2, 3, 4]
-    assert len(grid()) == 4 + 12 + 5 + 1 + 5 + 2
+    # the report-KL candidate c=0.01 on MNIST is the c grid's run, under the same name
+    assert grid("report-kl")["mlp-mnist-c0.01"] == C_GRID["mlp-mnist-c0.01"]
+    assert len(grid()) == 4 + 12 + 8 + 5 + 1 + 5 + 2 + 14 + 2 - 1
     # the MLP base run reappears as z=2, c=0.05 and seed 0; the CNN base run as z=2
-    assert len(set(grid().values())) == 29 - 3 - 1
+    assert len(set(grid().values())) == 52 - 3 - 1
+
+
+def test_report_candidates_change_one_thing_each():
+    from vae_tut.experiments import BERNOULLI, LATENT_SEEDS, REPORT_KL
+    for name, cfg in REPORT_KL.items():
+        base = BASE[name.split("-c0")[0].split("-kl-")[0].split("-hidden")[0]]
+        changed = {f for f in base.as_dict() if getattr(cfg, f) != getattr(base, f)}
+        assert len(changed) == 1 and changed <= {"c", "kl_variant", "hidden"}, name
+    assert {cfg.kl_variant for cfg in REPORT_KL.values()} >= {"var-as-std", "var-as-logvar",
+                                                              "mean-over-dims", "mean-over-pixels"}
+    assert all(cfg.likelihood == "bernoulli" and cfg.arch == "mlp" for cfg in BERNOULLI.values())
+    assert sorted({(c.arch, c.z) for c in LATENT_SEEDS.values()}) == [
+        ("cnn", 10), ("cnn", 20), ("mlp", 10), ("mlp", 20)]
+    assert sorted({c.seed for c in LATENT_SEEDS.values()}) == [1, 2]
+
+
+def test_variant_labels_and_bad_variants():
+    assert "KL var-as-std" in RunConfig(kl_variant="var-as-std").label()
+    assert "hidden 20" in RunConfig(hidden=20).label()
+    bern = RunConfig(likelihood="bernoulli").label()
+    assert "Bernoulli decoder" in bern and "c=" not in bern
+    for bad, match in [({"kl_variant": "halved"}, "unknown KL variant"),
+                       ({"likelihood": "poisson"}, "unknown decoder likelihood"),
+                       ({"arch": "cnn", "hidden": 20}, "MLP only"),
+                       ({"hidden": 0}, "hidden width"),
+                       ({"kind": "ae", "likelihood": "bernoulli"}, "autoencoder")]:
+        with pytest.raises(ConfigError, match=match):
+            RunConfig(**bad)
 
 
 def _cpu_capability(monkeypatch, capability: str, bf16_units: bool) -> None:

@@ -64,3 +64,42 @@ def test_bad_c(bad):
         reconstruction_loss(torch.zeros(1, 1), torch.zeros(1, 1), bad)
     with pytest.raises(ConfigError):
         gaussian_log_constant(bad)
+
+
+def test_kl_variants_by_formula():
+    from vae_tut.losses import KL_VARIANTS, kl_term
+    mean = torch.tensor([[0.5, -1.0]])
+    v = torch.tensor([[0.4, 2.0]])
+    exact = kl_divergence(mean, v)
+    assert kl_term(mean, v).item() == pytest.approx(exact.item())
+    # the variance output read as a standard deviation: variance v^2 in the formula
+    as_std = 0.5 * (v.pow(2) + mean.pow(2) - 1 - 2 * v.log()).sum()
+    assert kl_term(mean, v, "var-as-std").item() == pytest.approx(as_std.item())
+    # read as a log-variance: variance e^v
+    as_logvar = 0.5 * (v.exp() + mean.pow(2) - 1 - v).sum()
+    assert kl_term(mean, v, "var-as-logvar").item() == pytest.approx(as_logvar.item())
+    assert kl_term(mean, v, "mean-over-dims").item() == pytest.approx(exact.item() / 2)
+    assert kl_term(mean, v, "mean-over-pixels").item() == pytest.approx(exact.item() / 784)
+    assert len(KL_VARIANTS) == 5
+    with pytest.raises(ConfigError, match="unknown KL variant"):
+        kl_term(mean, v, "per-batch")
+
+
+def test_bernoulli_loss_is_the_negative_log_probability():
+    from vae_tut.losses import bernoulli_reconstruction_loss, binarize
+    torch.manual_seed(0)
+    logits = torch.randn(3, 1, 28, 28)
+    x = binarize(torch.rand(3, 1, 28, 28), torch.Generator().manual_seed(1))
+    assert set(x.unique().tolist()) <= {0.0, 1.0}
+    exact = -torch.distributions.Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1).mean()
+    assert bernoulli_reconstruction_loss(x, logits).item() == pytest.approx(exact.item(), rel=1e-5)
+    terms = vae_loss(x, logits, torch.zeros(3, 2), torch.ones(3, 2), 0.05, likelihood="bernoulli")
+    assert terms.recon.item() == pytest.approx(exact.item(), rel=1e-5) and terms.kl.item() == 0.0
+    with pytest.raises(ConfigError, match="unknown decoder likelihood"):
+        vae_loss(x, logits, torch.zeros(3, 2), torch.ones(3, 2), 0.05, likelihood="poisson")
+
+
+def test_binarize_keeps_intensity_on_average():
+    from vae_tut.losses import binarize
+    images = torch.full((200, 1, 28, 28), 0.3)
+    assert binarize(images, torch.Generator().manual_seed(0)).mean().item() == pytest.approx(0.3, abs=0.01)

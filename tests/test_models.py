@@ -109,3 +109,16 @@ def test_unknown_arch_and_kind():
         build_model("rnn", 2)
     with pytest.raises(ConfigError, match="unknown model kind 'gan'"):
         build_model("mlp", 2, kind="gan")
+
+
+def test_hidden_width_changes_only_the_third_layer():
+    from vae_tut.errors import ConfigError
+    from vae_tut.models import build_model
+    narrow, wide = build_model("mlp", 2), build_model("mlp", 2, hidden=20)
+    shapes = lambda m: [tuple(p.shape) for p in m.parameters()]
+    diff = [(a, b) for a, b in zip(shapes(narrow), shapes(wide)) if a != b]
+    assert diff == [((10, 100), (20, 100)), ((10,), (20,)), ((4, 10), (4, 20)),
+                    ((10, 2), (20, 2)), ((10,), (20,)), ((100, 10), (100, 20))]
+    assert wide(torch.rand(3, 1, 28, 28)).logits.shape == (3, 1, 28, 28)
+    with pytest.raises(ConfigError, match="MLP only"):
+        build_model("cnn", 2, hidden=20)

@@ -100,9 +100,9 @@ def test_non_finite_loss_names_epoch_and_batch(monkeypatch):
     calls = []
     real = train.vae_loss
 
-    def nan_in_third_batch(*args):
+    def nan_in_third_batch(*args, **kwargs):
         calls.append(1)
-        terms = real(*args)
+        terms = real(*args, **kwargs)
         return terms._replace(recon=terms.recon * float("nan")) if len(calls) == 3 else terms
 
     monkeypatch.setattr(train, "vae_loss", nan_in_third_batch)
@@ -202,3 +202,40 @@ def test_keep_freed_memory_takes_effect_on_glibc_only(monkeypatch):
 def test_unknown_precision():
     with pytest.raises(ConfigError, match="unknown precision .fp16.; choose one of: fp32, bf16, auto"):
         _fit(build_model("mlp", 2), precision="fp16")
+
+
+def test_history_keeps_the_last_batch_terms():
+    torch.manual_seed(0)
+    model = build_model("mlp", 2)
+    result = _fit(model, epochs=1, batch_size=100)  # 512 images: the last batch holds 12
+    row = result.history[-1]
+    assert row["last_recon"] > 0 and row["last_kl"] >= 0
+    assert row["last_recon"] != pytest.approx(row["train_recon"], rel=1e-6)
+
+
+def test_bernoulli_training_sees_only_binary_images(monkeypatch):
+    from vae_tut import train
+
+    seen = []
+    real = train.vae_loss
+
+    def spy(x, *args, **kwargs):
+        seen.append((set(x.unique().tolist()), kwargs.get("likelihood")))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(train, "vae_loss", spy)
+    torch.manual_seed(0)
+    grey = _blobs(256) * 0.5  # every pixel is 0 or 0.5: binarised it is 0 or 1
+    fit(build_model("mlp", 2), grey, _blobs(100) * 0.5, c=0.05, lr=0.001, batch_size=64, epochs=1,
+        device="cpu", progress=False, likelihood="bernoulli")
+    assert seen and all(values <= {0.0, 1.0} and lik == "bernoulli" for values, lik in seen)
+    assert any(1.0 in values for values, _ in seen)
+
+
+def test_kl_variant_changes_the_trained_term():
+    torch.manual_seed(0)
+    exact = _fit(build_model("mlp", 2), epochs=1)
+    torch.manual_seed(0)
+    per_pixel = _fit(build_model("mlp", 2), epochs=1, kl_variant="mean-over-pixels")
+    # the same first batch: its KL term is the exact one divided by 784
+    assert per_pixel.history[0]["train_kl"] < exact.history[0]["train_kl"] / 100

@@ -23,3 +23,17 @@ def test_word_count_script_counts_markdown_only(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == len(CHAPTERS) + 1 and out[-1].startswith("total")
     assert module.main(["--max", "10"]) == 1
+
+
+BUDGET = 24_000  # issue 13: the chapters' prose, all notebooks together
+
+
+def test_chapters_are_within_the_word_budget(capsys):
+    import importlib.util as util
+
+    spec = util.spec_from_file_location("word_count", ROOT / "scripts" / "word_count.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    total = sum(module.words(path) for path in CHAPTERS)
+    assert total <= BUDGET, f"{total:,} words of prose in chapters/, more than {BUDGET:,}"
+    assert module.main(["--max", str(BUDGET)]) == 0

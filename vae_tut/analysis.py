@@ -71,6 +71,48 @@ def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
     return (means.var(0, unbiased=False) + variances.mean(0)).sqrt()
 
 
+def marginal_kl(means: torch.Tensor, variances: torch.Tensor, n_samples: int = 2000,
+                seed: int = 0, batch_size: int = 256) -> float:
+    """KL(q(z) || p(z)) in nats for the aggregate posterior q(z) = (1/N) sum_n q(z|x_n) of the N
+    images whose posteriors are given (chapter 8's "prior holes").
+
+    Monte Carlo over ``n_samples`` draws z ~ q(z) (an image, then its posterior), with
+    log q(z) evaluated exactly as a mixture of the N Gaussians. With the per-image KL
+    averaged over the same images it splits the KL term: E_x KL(q(z|x) || p) =
+    I(x; z) + KL(q(z) || p), where the mutual information of the N-image mixture is at
+    most log N.
+    """
+    n, z = means.shape
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randint(n, (n_samples,), generator=gen)
+    samples = means[pick] + variances[pick].sqrt() * torch.randn(n_samples, z, generator=gen)
+    log_norm = -0.5 * (variances.log() + math.log(2 * math.pi)).sum(1)           # [N]
+    total = 0.0
+    for start in range(0, n_samples, batch_size):
+        s = samples[start:start + batch_size].double()
+        sq = ((s[:, None, :] - means[None].double()).pow(2) / variances[None].double()).sum(2)
+        log_q = torch.logsumexp(log_norm[None].double() - 0.5 * sq, dim=1) - math.log(n)
+        log_p = -0.5 * (s.pow(2).sum(1) + z * math.log(2 * math.pi))
+        total += float((log_q - log_p).sum())
+    return total / n_samples
+
+
+def aggregate_gaussian_samples(means: torch.Tensor, variances: torch.Tensor, n: int,
+                               seed: int = 0) -> torch.Tensor:
+    """``n`` codes from the Gaussian with the aggregate posterior's mean and full covariance (chapter 8).
+
+    The covariance is that of the means plus the average posterior variance on the diagonal
+    (law of total variance). Sampling from it instead of N(0, I) is the simplest way to put
+    samples where the encoded data are.
+    """
+    centre = means.mean(0)
+    cov = torch.cov(means.T.double()).reshape(means.shape[1], means.shape[1]) \
+        + torch.diag(variances.mean(0).double())
+    chol = torch.linalg.cholesky(cov)
+    eps = torch.randn(n, means.shape[1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (centre.double() + eps @ chol.T).float()
+
+
 # ---------------------------------------------------------------- distances in latent space
 
 def nearest_code(samples: torch.Tensor, codes: torch.Tensor,

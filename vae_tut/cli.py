@@ -118,7 +118,7 @@ def _check_writable(path: Path) -> None:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .evaluate import LIKELIHOOD_MODELS
+    from .evaluate import BERNOULLI_MODELS, LIKELIHOOD_MODELS
     from .experiments import cache_dir, grid, run
     from .parallel import Task, available_cores, check_jobs, run_tasks
     from .report import results_table
@@ -135,11 +135,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
           f"with {min(jobs, max(1, len(todo)))} worker(s)", flush=True)
     run_tasks(todo, jobs, device=args.device, say=lambda line: print(line, flush=True))
     runs = {name: run(config, device=args.device) for name, config in configs.items()}
-    if args.only is None:  # chapter 10's estimates, so that building the book only reads them
+    if args.only is None:  # chapters 5 and 10's estimates, so that building the book only reads them
         estimates = [Task(name, config.resolved(args.device), kind="likelihood")
-                     for name, config in LIKELIHOOD_MODELS.items()]
+                     for name, config in {**LIKELIHOOD_MODELS, **BERNOULLI_MODELS}.items()]
         estimates.sort(key=lambda t: t.config.arch != "cnn")
-        print(f"likelihood estimates of chapter 10: {len(estimates)} models", flush=True)
+        print(f"likelihood estimates of chapters 5 and 10: {len(estimates)} models", flush=True)
         run_tasks(estimates, jobs, device=args.device, say=lambda line: print(line, flush=True))
     table = results_table(runs)
     out.write_text(table)

@@ -39,11 +39,11 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Protocol
 import torch
 
 from .errors import CacheError, ConfigError
-from .experiments import BASE, LATENT, LIKELIHOOD, RunConfig, cache_dir, quick_mode, run
-from .losses import check_c, gaussian_log_constant, kl_per_dimension
+from .experiments import BASE, BERNOULLI, LATENT, LIKELIHOOD, RunConfig, cache_dir, quick_mode, run
+from .losses import binarize, check_c, check_likelihood, gaussian_log_constant, kl_per_dimension
 from . import store
 from .data import N_PIXELS
-from .train import eval_mode, has_convolutions, keep_freed_memory
+from .train import eval_mode, has_convolutions, keep_freed_memory, resolve_device
 
 DEFAULT_MAX_DECODES = 500  # decoder evaluations per forward pass: ~0.2 GB for the CNN decoder
 LOG_2PI = math.log(2.0 * math.pi)
@@ -123,26 +123,42 @@ def _float_dtype(model: object, images: torch.Tensor) -> torch.dtype:
 
 class _Setup(NamedTuple):
     images: torch.Tensor
-    c: float
     batch_size: int
-    decoder_mean: Callable[[torch.Tensor], torch.Tensor]
+    decode: Callable[[torch.Tensor], torch.Tensor]
+    log_lik: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     device: torch.device
-    log_const: float
     dtype: torch.dtype
 
 
-def _setup(model: LatentModel, images: object, c: object, batch_size: object) -> _Setup:
+def _setup(model: LatentModel, images: object, c: object, batch_size: object,
+           likelihood: str = "gaussian") -> _Setup:
     """Check the common arguments and get ready for many decoder evaluations.
 
-    On the CPU the allocator keeps freed buffers (as in training, Performance
-    appendix), which changes only the speed, not the numbers.
+    ``decode(z)`` gives the decoder's output for codes ``[n, z]`` flattened to ``[n, D]``
+    and ``log_lik(x, out)`` log p(x|z) in nats summed over the last axis: N(x; f(z), cI)
+    with its constant, or for ``likelihood="bernoulli"`` (0/1 images, ``c`` unused) the
+    Bernoulli log-probability of the decoder's logits. On the CPU the allocator keeps
+    freed buffers (as in training, Performance appendix): only the speed changes.
     """
     images = _check_images(images)
+    c = check_c(c)
     device = _device(model)
     if device.type == "cpu":
         keep_freed_memory()
-    return _Setup(images, check_c(c), check_k(batch_size, "batch size"), decoder_mean(model), device,
-                  gaussian_log_constant(c, images[0].numel()), _float_dtype(model, images))
+    if check_likelihood(likelihood) == "bernoulli":
+        if not callable(getattr(model, "decode", None)):
+            raise ConfigError("a Bernoulli decoder needs decode(z) -> logits")
+        decode = model.decode
+
+        def log_lik(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+            return (x * logits - torch.nn.functional.softplus(logits)).sum(-1)
+    else:
+        decode, log_const = decoder_mean(model), gaussian_log_constant(c, images[0].numel())
+
+        def log_lik(x: torch.Tensor, fz: torch.Tensor) -> torch.Tensor:
+            return -(x - fz).pow(2).sum(-1) / (2.0 * c) - log_const
+    return _Setup(images, check_k(batch_size, "batch size"), lambda z: decode(z).flatten(1), log_lik,
+                  device, _float_dtype(model, images))
 
 
 def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
@@ -155,7 +171,7 @@ def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
 def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k: int, *,
                            batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
                            generator: torch.Generator | None = None,
-                           seed: int = 0) -> torch.Tensor:
+                           seed: int = 0, likelihood: str = "gaussian") -> torch.Tensor:
     """``log p(x, z_i) - log q(z_i | x)`` for k samples z_i ~ q(z|x) per image: ``[N, k]`` (CPU).
 
     ``log p(x, z) = log N(x; f(z), cI) + log N(z; 0, I)`` with the decoder's
@@ -163,17 +179,18 @@ def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k
     in chunks so that at most ``max_decodes`` decoder evaluations run at once.
     Noise comes from ``generator`` (default: a fresh one seeded with ``seed``),
     so the same call gives the same numbers; they depend on ``batch_size`` but
-    not on ``max_decodes``.
+    not on ``max_decodes``. ``likelihood="bernoulli"`` scores 0/1 images under a Bernoulli decoder.
     """
     return log_importance_weights_at(model, images, [images], c, k, batch_size=batch_size,
-                                     max_decodes=max_decodes, generator=generator, seed=seed)[0]
+                                     max_decodes=max_decodes, generator=generator, seed=seed,
+                                     likelihood=likelihood)[0]
 
 
 def log_importance_weights_at(model: LatentModel, images: torch.Tensor, targets: list[torch.Tensor],
                               c: float, k: int, *, batch_size: int = 100,
                               max_decodes: int = DEFAULT_MAX_DECODES,
                               generator: torch.Generator | None = None,
-                              seed: int = 0) -> list[torch.Tensor]:
+                              seed: int = 0, likelihood: str = "gaussian") -> list[torch.Tensor]:
     """Like :func:`log_importance_weights`, with the samples drawn from q(z|x) of ``images`` but
     ``p(t, z_i)`` scored for each tensor ``t`` of ``targets`` (same shape as ``images``).
 
@@ -183,7 +200,7 @@ def log_importance_weights_at(model: LatentModel, images: torch.Tensor, targets:
     """
     k = check_k(k)
     max_decodes = check_k(max_decodes, "max decodes")
-    images, c, batch_size, f, device, log_const, dtype = _setup(model, images, c, batch_size)
+    images, batch_size, decode, log_lik, device, dtype = _setup(model, images, c, batch_size, likelihood)
     if not targets or any(not isinstance(t, torch.Tensor) or t.shape != images.shape for t in targets):
         raise ConfigError("targets must be tensors of the same shape as the images")
     gen = _generator(generator, seed)
@@ -202,11 +219,11 @@ def log_importance_weights_at(model: LatentModel, images: torch.Tensor, targets:
             for s0, s in _chunks(k, per_chunk):
                 eps = eps_all[:, s0:s0 + s]                                            # [B, s, z]
                 z = mean.unsqueeze(1) + std.unsqueeze(1) * eps
-                fz = f(z.reshape(size * s, -1)).reshape(size, s, -1)                   # [B, s, D]
+                fz = decode(z.reshape(size * s, -1)).reshape(size, s, -1)              # [B, s, D]
                 log_pz = -0.5 * (z.pow(2).sum(2) + z.shape[2] * LOG_2PI)
                 log_q = -0.5 * eps.pow(2).sum(2) + log_q_norm
                 for out, t_flat in zip(outs, flats):
-                    log_px_z = -(t_flat - fz).pow(2).sum(2) / (2.0 * c) - log_const
+                    log_px_z = log_lik(t_flat, fz)
                     out[start:start + size, s0:s0 + s] = (log_px_z + log_pz - log_q).cpu()
     return outs
 
@@ -232,7 +249,8 @@ def iwae_from_weights(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor
 
 def iwae_bound(model: LatentModel, images: torch.Tensor, c: float, k: int, *,
                batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
-               generator: torch.Generator | None = None, seed: int = 0) -> torch.Tensor:
+               generator: torch.Generator | None = None, seed: int = 0,
+               likelihood: str = "gaussian") -> torch.Tensor:
     """Per-image importance-weighted estimate of log p(x) in nats, ``[N]``.
 
     ``log (1/k) sum_i p(x, z_i) / q(z_i|x)`` with z_1..z_k ~ q(z|x), computed
@@ -241,21 +259,23 @@ def iwae_bound(model: LatentModel, images: torch.Tensor, c: float, k: int, *,
     (in expectation). See :func:`log_importance_weights` for the arguments.
     """
     log_w = log_importance_weights(model, images, c, k, batch_size=batch_size,
-                                   max_decodes=max_decodes, generator=generator, seed=seed)
+                                   max_decodes=max_decodes, generator=generator, seed=seed,
+                                   likelihood=likelihood)
     return iwae_from_weights(log_w)
 
 
 def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, *,
                batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
-               generator: torch.Generator | None = None,
-               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+               generator: torch.Generator | None = None, seed: int = 0,
+               likelihood: str = "gaussian") -> tuple[torch.Tensor, torch.Tensor]:
     """The two ELBO terms per image in nats: ``(E_q[log p(x|z)], KL(q(z|x) || p(z)))``, each ``[N]``.
 
     The expectation is a Monte Carlo average over ``samples`` draws of z and
     includes the constant ``-(D/2) log(2 pi c)``; the KL is the closed form.
+    ``likelihood="bernoulli"`` scores 0/1 images under a Bernoulli decoder.
     """
     samples = check_k(samples, "samples")
-    images, c, batch_size, f, device, log_const, dtype = _setup(model, images, c, batch_size)
+    images, batch_size, decode, log_lik, device, dtype = _setup(model, images, c, batch_size, likelihood)
     gen = _generator(generator, seed)
     expected, kls = torch.empty(len(images), dtype=dtype), torch.empty(len(images), dtype=dtype)
     with _decoding(model):
@@ -268,8 +288,8 @@ def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int 
             for _, s in _chunks(samples, per_chunk):
                 eps = torch.randn(size, s, mean.shape[1], dtype=dtype, generator=gen).to(device)
                 z = mean.unsqueeze(1) + var.sqrt().unsqueeze(1) * eps
-                fz = f(z.reshape(size * s, -1)).reshape(size, s, -1)
-                total += (-(x_flat - fz).pow(2).sum(2) / (2.0 * c) - log_const).sum(1)
+                fz = decode(z.reshape(size * s, -1)).reshape(size, s, -1)
+                total += log_lik(x_flat, fz).sum(1)
             expected[start:start + size] = (total / samples).cpu()
             kls[start:start + size] = kl_per_dimension(mean, var).sum(1).cpu()
     return expected, kls
@@ -369,7 +389,8 @@ def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 
     ``iwae`` (k -> mean estimate), ``gap_se`` (standard error of the mean of
     the per-image gaps between the largest-k estimate and the ELBO), ``bits8``
     (k -> 8-bit bits per dimension, :func:`bits_per_dim_8bit`, from the same samples
-    scored at dequantised copies of the images; ``None`` unless the images are 8-bit), plus ``n_images``, ``seconds`` (the time the importance sampling took when it
+    scored at dequantised copies of the images; ``None`` unless the images are 8-bit and the
+    decoder Gaussian; a Bernoulli run is scored on one fixed binarisation of the images), plus ``n_images``, ``seconds`` (the time the importance sampling took when it
     was computed), ``label`` and ``cached`` (whether it was read back). With
     ``cache=True`` the result is an entry of the run cache (:func:`vae_tut.store.cached`),
     keyed by the run, the images, the settings and this module's code.
@@ -379,12 +400,18 @@ def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 
         raise ConfigError("ks must name at least one number of samples")
     images = _check_images(images)
     config = run.config
+    likelihood = getattr(config, "likelihood", "gaussian")
+    if likelihood == "bernoulli":  # one fixed binarisation of the images, as in training's test set
+        images = binarize(images, torch.Generator().manual_seed(seed))
 
     def compute(_scratch: Path) -> tuple[dict, dict]:
-        expected, kl = elbo_terms(run.model, images, config.c, elbo_samples, seed=seed)
+        expected, kl = elbo_terms(run.model, images, config.c, elbo_samples, seed=seed,
+                                  likelihood=likelihood)
         start = time.perf_counter()
-        targets = [images, dequantize(images, seed + 2)] if is_8bit(images) else [images]
-        log_ws = log_importance_weights_at(run.model, images, targets, config.c, max(ks), seed=seed + 1)
+        eight_bit = likelihood == "gaussian" and is_8bit(images)
+        targets = [images, dequantize(images, seed + 2)] if eight_bit else [images]
+        log_ws = log_importance_weights_at(run.model, images, targets, config.c, max(ks), seed=seed + 1,
+                                           likelihood=likelihood)
         log_w = log_ws[0]
         seconds = time.perf_counter() - start
         best = iwae_from_weights(log_w)
@@ -441,6 +468,10 @@ LIKELIHOOD_MODELS: dict[str, RunConfig] = {
 }
 
 
+# Chapter 5's sidebar: the Bernoulli-decoder runs, scored on binarised test images.
+BERNOULLI_MODELS: dict[str, RunConfig] = dict(BERNOULLI)
+
+
 def likelihood_settings() -> dict:
     """Chapter 10's settings: the first 1,000 test images and k up to 1,000 (quick mode: 100 and 100)."""
     quick = quick_mode()
@@ -454,6 +485,8 @@ def estimate_likelihood(config: RunConfig, device: str | None = None) -> tuple[o
 
     settings = likelihood_settings()
     trained = run(config, device=device)
+    if device is not None:  # the estimate runs where the model is
+        trained.model.to(resolve_device(device))
     images = load_dataset(trained.config.dataset, "test")[0][:settings["n_images"]]
     return trained, evaluate_run(trained, images, ks=settings["ks"],
                                  elbo_samples=settings["elbo_samples"], seed=settings["seed"])

@@ -37,18 +37,30 @@ def _check_shape(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class FCEncoder(nn.Module):
-    """MLP encoder 784 -> 300 -> 100 -> 10 -> ``out_features`` with ELU (chapter 5)."""
+MLP_HIDDEN = 10  # the third hidden layer of the report's printed MLP (its text says 20)
 
-    def __init__(self, latent_dim: int = 2, out_features: int | None = None) -> None:
+
+def check_hidden(hidden: object) -> int:
+    """Return ``hidden`` if it is a whole number from 1 to 1000, else raise :class:`ConfigError`."""
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= 1000:
+        raise ConfigError(f"hidden width must be a whole number from 1 to 1000, got {hidden!r}")
+    return hidden
+
+
+class FCEncoder(nn.Module):
+    """MLP encoder 784 -> 300 -> 100 -> ``hidden`` (10) -> ``out_features`` with ELU (chapter 5)."""
+
+    def __init__(self, latent_dim: int = 2, out_features: int | None = None,
+                 hidden: int = MLP_HIDDEN) -> None:
         super().__init__()
         out = 2 * check_latent_dim(latent_dim) if out_features is None else out_features
+        hidden = check_hidden(hidden)
         self.activation = nn.ELU()
         self.encode_layers = nn.Sequential(
             nn.Linear(N_PIXELS, 300), self.activation,
             nn.Linear(300, 100), self.activation,
-            nn.Linear(100, 10), self.activation,
-            nn.Linear(10, out),
+            nn.Linear(100, hidden), self.activation,
+            nn.Linear(hidden, out),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,14 +68,15 @@ class FCEncoder(nn.Module):
 
 
 class FCDecoder(nn.Module):
-    """MLP decoder ``z`` -> 10 -> 100 -> 300 -> 784 logits with ELU (chapter 5)."""
+    """MLP decoder ``z`` -> ``hidden`` (10) -> 100 -> 300 -> 784 logits with ELU (chapter 5)."""
 
-    def __init__(self, latent_dim: int = 2) -> None:
+    def __init__(self, latent_dim: int = 2, hidden: int = MLP_HIDDEN) -> None:
         super().__init__()
+        hidden = check_hidden(hidden)
         self.activation = nn.ELU()
         self.decode_layers = nn.Sequential(
-            nn.Linear(check_latent_dim(latent_dim), 10), self.activation,
-            nn.Linear(10, 100), self.activation,
+            nn.Linear(check_latent_dim(latent_dim), hidden), self.activation,
+            nn.Linear(hidden, 100), self.activation,
             nn.Linear(100, 300), self.activation,
             nn.Linear(300, N_PIXELS),
         )
@@ -190,17 +203,25 @@ class Autoencoder(nn.Module):
         return torch.sigmoid(self.decode(z))
 
 
-def build_model(arch: str = "mlp", latent_dim: int = 2, kind: str = "vae") -> nn.Module:
-    """A :class:`VAE` or :class:`Autoencoder` with the report's ``arch`` networks."""
+def build_model(arch: str = "mlp", latent_dim: int = 2, kind: str = "vae",
+                hidden: int = MLP_HIDDEN) -> nn.Module:
+    """A :class:`VAE` or :class:`Autoencoder` with the report's ``arch`` networks.
+
+    ``hidden`` is the MLP's third hidden width; the CNN has no such layer.
+    """
     if arch not in ARCHS:
         raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
     if kind not in KINDS:
         raise ConfigError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
     z = check_latent_dim(latent_dim)
-    enc_cls, dec_cls = (FCEncoder, FCDecoder) if arch == "mlp" else (CNNEncoder, CNNDecoder)
-    if kind == "vae":
-        return VAE(enc_cls(z), dec_cls(z), z)
-    return Autoencoder(enc_cls(z, out_features=z), dec_cls(z), z)
+    hidden = check_hidden(hidden)
+    if arch == "mlp":
+        enc, dec = FCEncoder(z, None if kind == "vae" else z, hidden), FCDecoder(z, hidden)
+    else:
+        if hidden != MLP_HIDDEN:
+            raise ConfigError("the hidden width applies to the MLP only")
+        enc, dec = CNNEncoder(z, None if kind == "vae" else z), CNNDecoder(z)
+    return (VAE if kind == "vae" else Autoencoder)(enc, dec, z)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -30,7 +30,7 @@ from torch import nn
 
 from .data import check_images
 from .errors import ConfigError, TrainingDiverged
-from .losses import check_c, vae_loss
+from .losses import binarize, check_c, check_kl_variant, check_likelihood, vae_loss
 
 MONITOR_SIZE = 100  # the report monitors the loss on 100 random test images
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -96,8 +96,12 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def average_loss(model: nn.Module, images: torch.Tensor, c: float,
-                 batch_size: int = 1000) -> dict[str, float]:
-    """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each)."""
+                 batch_size: int = 1000, *, likelihood: str = "gaussian",
+                 kl_variant: str = "exact") -> dict[str, float]:
+    """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each).
+
+    ``likelihood`` and ``kl_variant`` are passed to :func:`~vae_tut.losses.vae_loss`.
+    """
     check_images(images)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}")
@@ -107,7 +111,8 @@ def average_loss(model: nn.Module, images: torch.Tensor, c: float,
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device)
             out = model(x)
-            terms = vae_loss(x, out.logits, out.mean, out.var, c)
+            terms = vae_loss(x, out.logits, out.mean, out.var, c, likelihood=likelihood,
+                             kl_variant=kl_variant)
             recon += float(terms.recon) * len(x)
             kl += float(terms.kl) * len(x)
     n = len(images)
@@ -228,7 +233,8 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
         device: torch.device | str | None = None, progress: bool | None = None,
         desc: str = "training", resume: dict[str, Any] | None = None,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
-        precision: str = "fp32") -> FitResult:
+        precision: str = "fp32", likelihood: str = "gaussian",
+        kl_variant: str = "exact") -> FitResult:
     """Train ``model`` with Adam on ``train_images`` and return its history and final metrics.
 
     ``on_epoch_end`` receives a checkpoint (weights, optimizer, RNG state and
@@ -237,12 +243,19 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     :class:`TrainingDiverged` naming the epoch and batch. ``precision="bf16"``
     trains under bfloat16 autocast, ``"auto"`` does so where the device has bf16
     units (:func:`resolve_precision`); the reported losses are float32 either way.
+    ``likelihood="bernoulli"`` trains on images binarised afresh in every batch and
+    evaluates on one fixed binarisation; ``kl_variant`` picks how the KL term is
+    computed (:data:`~vae_tut.losses.KL_VARIANTS`). Each history row also holds the
+    terms of the epoch's last batch (``last_recon``, ``last_kl``).
     """
     check_settings(c, lr, batch_size, epochs, seed)
     check_images(train_images, "training images")
     check_images(test_images, "test images")
     if resume is not None:
         _check_resume(resume)
+    likelihood, kl_variant = check_likelihood(likelihood), check_kl_variant(kl_variant)
+    if likelihood == "bernoulli":
+        test_images = binarize(test_images, torch.Generator().manual_seed(seed))
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     if device.type == "cpu":
@@ -283,9 +296,12 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
             recon_sum = kl_sum = 0.0
             for b in range(n_batches):
                 x = train_x[perm[b * batch_size:(b + 1) * batch_size]]
+                if likelihood == "bernoulli":
+                    x = binarize(x)
                 with autocast(device, precision):
                     out = model(x)
-                terms = vae_loss(x, out.logits, out.mean, out.var, c)
+                terms = vae_loss(x, out.logits, out.mean, out.var, c, likelihood=likelihood,
+                                 kl_variant=kl_variant)
                 loss = terms.total
                 value = loss.item()
                 if not math.isfinite(value):
@@ -298,12 +314,13 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
                 recon_sum += terms.recon.item() * len(x)
                 kl_sum += terms.kl.item() * len(x)
                 bar.update(1)
-            monitor = average_loss(model, monitor_x, c)
+            monitor = average_loss(model, monitor_x, c, likelihood=likelihood, kl_variant=kl_variant)
             seconds += time.perf_counter() - started
             history.append({
                 "epoch": epoch, "train_recon": recon_sum / n, "train_kl": kl_sum / n,
                 "train_total": (recon_sum + kl_sum) / n, "test_recon": monitor["recon"],
                 "test_kl": monitor["kl"], "test_total": monitor["total"], "seconds": seconds,
+                "last_recon": terms.recon.item(), "last_kl": terms.kl.item(),
             })
             bar.set_postfix(epoch=epoch, loss=f"{history[-1]['train_total']:.1f}")
             if on_epoch_end is not None:
@@ -316,5 +333,5 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
         bar.close()
     last = history[-1]
     train = {"recon": last["train_recon"], "kl": last["train_kl"], "total": last["train_total"]}
-    test = average_loss(model, test_images, c)
+    test = average_loss(model, test_images, c, likelihood=likelihood, kl_variant=kl_variant)
     return FitResult(history=history, train=train, test=test, seconds=seconds)

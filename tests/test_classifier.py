@@ -1,0 +1,45 @@
+"""The classifier verdict of vae_tut.classifier: its summaries by hand, and a quick classifier on real data."""
+
+import math
+
+import pytest
+import torch
+
+from vae_tut.classifier import load_classifier, sample_quality, verdict
+from vae_tut.errors import ConfigError
+
+
+def test_verdict_by_hand():
+    one_hot = torch.eye(10)  # ten confident images, one of each class
+    q = verdict(one_hot)
+    assert q.confidence == pytest.approx(1.0)
+    assert q.entropy_bits == pytest.approx(math.log2(10)) == pytest.approx(q.max_entropy_bits)
+    all_threes = torch.zeros(5, 10)
+    all_threes[:, 3] = 1.0
+    assert verdict(all_threes).entropy_bits == pytest.approx(0.0, abs=1e-6)
+    unsure = torch.full((4, 10), 0.1)  # each image undecided, the set covers every class
+    q = verdict(unsure)
+    assert q.confidence == pytest.approx(0.1) and q.entropy_bits == pytest.approx(math.log2(10))
+    with pytest.raises(ConfigError, match=r"\[N, 10\]"):
+        verdict(torch.zeros(3, 9))
+
+
+def test_quick_classifier_tells_digits_from_noise(monkeypatch, real_data):
+    from vae_tut.data import load_dataset
+
+    mnist_test = load_dataset("mnist", "test")[0]
+    monkeypatch.setenv("VAE_TUT_QUICK", "1")
+    clf = load_classifier("mnist")
+    assert clf.quick and clf.test_accuracy > 0.8
+    real = sample_quality(mnist_test[:500], "mnist")
+    noise = sample_quality(torch.rand(500, 1, 28, 28), "mnist")
+    # 500 test images cover all ten digits; the classifier calls (almost) all noise one class,
+    # often confidently: the confidence alone is no test of realism, the entropy catches it
+    assert real.entropy_bits > 3.0 and noise.entropy_bits < 2.0
+    assert real.confidence > 0.8
+    again = load_classifier("mnist")  # read back from the cache
+    assert again.test_accuracy == clf.test_accuracy
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        load_classifier("cifar")
+    with pytest.raises(ConfigError):
+        sample_quality(torch.rand(2, 784), "mnist")
