@@ -6,9 +6,10 @@ import torch
 from vae_tut.errors import ConfigError
 from torch import nn
 
-from vae_tut.analysis import (active_units, aggregate_std, distortion, effective_classes, grey_fraction,
-                              kl_per_dim, nearest_code, nearest_code_distance, negative_elbo_nats,
-                              posterior_samples, prior_samples, rate, unit_activity)
+from vae_tut.analysis import (active_mask, aggregate_std, distortion, kl_per_dim, nearest_code,
+                              nearest_code_distance, negative_elbo_nats, posterior_samples, prior_samples, rate,
+                              unit_activity)
+from vae_tut.latent import encode
 from vae_tut.losses import gaussian_log_constant, kl_divergence
 from vae_tut.models import build_model
 
@@ -69,16 +70,16 @@ def test_kl_per_dim_sums_to_the_loss_kl():
     assert rate(model, x) == pytest.approx(kl_divergence(mean, var).item(), rel=1e-5)
 
 
-def test_activity_and_active_units():
+def test_activity_and_active_mask():
     # dimension 1 varies across images (variance 1), dimension 2 barely (variance 1e-4)
     means = torch.stack([torch.tensor([1.0, -1.0] * 50), torch.tensor([0.01, -0.01] * 50)], dim=1)
     act = unit_activity(means)
     assert act[0].item() == pytest.approx(100 / 99, rel=1e-5)   # unbiased variance of +-1
     assert act[1].item() == pytest.approx(1e-4 * 100 / 99, rel=1e-4)
-    x = images_with_means(means)
-    assert active_units(Fixed(), x) == 1
-    assert active_units(Fixed(), x, threshold=1e-5) == 2
-    assert active_units(Fixed(), x, threshold=2.0) == 0
+    means_back, _ = encode(Fixed(), images_with_means(means))
+    assert active_mask(unit_activity(means_back)).tolist() == [True, False]
+    assert active_mask(unit_activity(means_back), threshold=1e-5).tolist() == [True, True]
+    assert active_mask(unit_activity(means_back), threshold=2.0).tolist() == [False, False]
 
 
 def test_aggregate_std_law_of_total_variance():
@@ -101,11 +102,6 @@ def test_nearest_code_by_hand_and_in_batches():
     assert torch.allclose(nearest_code_distance(s, c, batch_size=64), brute)
 
 
-def test_effective_classes():
-    assert effective_classes(torch.arange(100) % 10) == pytest.approx(10.0)
-    assert effective_classes(torch.full((50,), 3)) == pytest.approx(1.0)
-    assert effective_classes(torch.tensor([0, 1] * 20)) == pytest.approx(2.0)
-
 
 def test_distortion_of_a_grey_decoder():
     # sigmoid(0) = 0.5 everywhere, so the error is (x - 0.5)^2 whatever the code
@@ -127,15 +123,6 @@ def test_negative_elbo_nats():
     with pytest.raises(ConfigError, match="decoder variance c must be a finite number > 0"):
         negative_elbo_nats(mse, kl, 0.0)
 
-
-def test_grey_fraction():
-    crisp = torch.zeros(2, 1, 28, 28)
-    crisp[:, :, :14] = 1.0
-    assert grey_fraction(crisp) == 0.0
-    assert grey_fraction(torch.full((3, 1, 28, 28), 0.5)) == 1.0
-    half = crisp.clone()
-    half[:, :, 14:21] = 0.5                      # a quarter of the rows grey
-    assert grey_fraction(half) == pytest.approx(0.25)
 
 
 def test_marginal_kl_is_zero_when_every_posterior_is_the_prior():

@@ -56,12 +56,6 @@ def active_mask(activity: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> 
     return activity > threshold
 
 
-def active_units(model: nn.Module, images: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
-    """Number of latent dimensions whose activity on ``images`` exceeds ``threshold`` (chapter 8)."""
-    means, _ = encode(model, images)
-    return int(active_mask(unit_activity(means), threshold).sum())
-
-
 def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
     """Standard deviation per dimension of the aggregate posterior (1/N) sum_x q(z|x), ``[z]`` (chapter 9).
 
@@ -132,13 +126,6 @@ def nearest_code_distance(samples: torch.Tensor, codes: torch.Tensor, batch_size
     return nearest_code(samples, codes, batch_size)[0]
 
 
-def effective_classes(labels: torch.Tensor, n_classes: int = 10) -> float:
-    """``exp(entropy)`` of the histogram of ``labels``: 1 if all agree, ``n_classes`` if uniform (chapters 8-9)."""
-    p = torch.bincount(labels, minlength=n_classes).double()
-    p = p[p > 0] / p.sum()
-    return math.exp(float(-(p * p.log()).sum()))
-
-
 # ---------------------------------------------------------------- rate and distortion
 
 def distortion(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
@@ -163,7 +150,3 @@ def negative_elbo_nats(mse_per_pixel: float, kl: float, c: float, n_pixels: int 
 
 
 # ---------------------------------------------------------------- how images look
-
-def grey_fraction(images: torch.Tensor, lo: float = 0.1, hi: float = 0.9) -> float:
-    """Share of pixels strictly between ``lo`` and ``hi``: near 0 for crisp digits, more if blurry (chapter 9)."""
-    return float(((images > lo) & (images < hi)).float().mean())
