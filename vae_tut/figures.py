@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
+from .analysis import prior_samples
 from .latent import decode, encode, extent, interpolate, normal_quantile_codes
 from .plots import image_grid, latent_scatter
 
@@ -40,8 +41,7 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
 def prior_sample_grid(model: nn.Module, n_side: int = 10, seed: int = 0, ax: Axes | None = None,
                   title: str | None = "samples, z ~ N(0, I)") -> Axes:
     """``n_side * n_side`` images decoded from codes drawn from N(0, I) with a seeded generator."""
-    g = torch.Generator().manual_seed(seed)
-    codes = torch.randn(n_side * n_side, model.latent_dim, generator=g)
+    codes = prior_samples(n_side * n_side, model.latent_dim, seed)
     return image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (5, 5)), title=title)
 
 

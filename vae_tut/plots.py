@@ -6,11 +6,29 @@ and returns it, so chapters can place several side by side.
 
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+
+CLASS_COLOURS = "tab10"  # one colour per class, in every scatter and in the in-browser explorers
+
+
+def class_colour(k: int) -> str:
+    """The hex colour of class ``k`` (chapters 2-9 and the in-browser explorers)."""
+    return to_hex(plt.get_cmap(CLASS_COLOURS)(k % 10))
+
+
+def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
+    """``fig`` as PNG bytes on a white background; the figure is closed (not shown again below the cell)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (5, 5)) -> Axes:
@@ -40,12 +58,11 @@ def latent_scatter(codes: torch.Tensor, labels: torch.Tensor, ax: Axes | None = 
                    dims: tuple[int, int] = (0, 1), s: float = 2.0, legend: bool = True) -> Axes:
     """Scatter two latent dimensions of ``codes``, one colour per class."""
     ax = _axes(ax, (6, 5))
-    cmap = plt.get_cmap("tab10")
     codes, labels = torch.as_tensor(codes).detach().cpu(), torch.as_tensor(labels).cpu()
     for k in range(int(labels.max()) + 1):
         sel = labels == k
         name = class_names[k] if class_names is not None else str(k)
-        ax.scatter(codes[sel, dims[0]].numpy(), codes[sel, dims[1]].numpy(), s=s, color=cmap(k), label=name,
+        ax.scatter(codes[sel, dims[0]].numpy(), codes[sel, dims[1]].numpy(), s=s, color=class_colour(k), label=name,
                    alpha=0.6, linewidths=0, rasterized=True)
     ax.set_xlabel(f"$z_{dims[0] + 1}$")
     ax.set_ylabel(f"$z_{dims[1] + 1}$")

@@ -34,9 +34,10 @@ import torch
 from torch import nn
 
 from . import store
-from .analysis import ACTIVE_THRESHOLD, active_mask, unit_activity
+from .analysis import ACTIVE_THRESHOLD, active_mask, prior_samples, unit_activity
 from .latent import decode, encode
 from .losses import kl_per_dimension
+from .plots import class_colour
 
 N_CHECKS = 3  # fixed codes whose PyTorch decodings go into the page, for the browser test
 MODELS_FOLDER = "vae-models"  # under the build's _static/
@@ -81,7 +82,7 @@ def export_decoder(model: nn.Module, path: str | os.PathLike) -> Path:
 
 def check_codes(z: int, n: int = N_CHECKS) -> torch.Tensor:
     """The fixed codes ``[n, z]`` whose decodings the page carries: the origin, then seeded N(0, I) draws."""
-    codes = torch.randn(n, z, generator=torch.Generator().manual_seed(1234))
+    codes = prior_samples(n, z, seed=1234)
     codes[0] = 0.0
     return codes
 
@@ -142,17 +143,11 @@ def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, di
 
 # ---------------------------------------------------------------- pictures carried by the page
 
-TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # matplotlib's tab10, the book's class colours
-
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+    from .plots import figure_png
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", facecolor="white")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(figure_png(fig)).decode("ascii")
 
 
 def grid_png(images: torch.Tensor, nrow: int, pad: int = 1) -> str:
@@ -276,7 +271,7 @@ def explorer(run, images: torch.Tensor, labels: torch.Tensor, class_names: Seque
     data: dict[str, Any] = {
         "model": None if onnx_file is None else onnx_file.parent.name + ".onnx", "z": z, "label": label,
         "title": (title + (" [QUICK MODE]" if run.config.is_quick else "")) if title else label,
-        "classes": [{"name": n, "colour": TAB10[k % 10]} for k, n in enumerate(names)],
+        "classes": [{"name": n, "colour": class_colour(k)} for k, n in enumerate(names)],
         "dims": [{"index": j, "kl": round(float(kl[j]), 4), "active": bool(active[j]),
                   "limit": _limit(means[:, j])} for j in order],
         "activeThreshold": ACTIVE_THRESHOLD,
@@ -309,7 +304,7 @@ def sweep_frame(run, images: torch.Tensor, caption: str, n_side: int = 6, n_reco
     images over their reconstructions (from the posterior means), as PNG data URLs."""
     model = run.model
     z = int(run.config.z)
-    codes = torch.randn(n_side * n_side, z, generator=torch.Generator().manual_seed(seed))
+    codes = prior_samples(n_side * n_side, z, seed)
     originals = images[:n_recon]
     means, _ = encode(model, originals)
     recon = decode(model, means)

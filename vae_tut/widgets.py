@@ -10,7 +10,6 @@ is saved with the page; the sliders move only with a running kernel.
 from __future__ import annotations
 
 import base64
-import io
 import math
 from typing import Sequence
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from .latent import decode
+from .plots import figure_png
 from .plots import latent_scatter
 
 
@@ -112,11 +112,7 @@ class LatentExplorer:
 
     def draw(self) -> None:
         """Redraw the figure in the output area (the saved state of the static page)."""
-        fig = self.figure()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)  # shown once, inside the widget, not again below the cell
-        png = base64.b64encode(buffer.getvalue()).decode("ascii")
+        png = base64.b64encode(figure_png(self.figure(), dpi=80)).decode("ascii")  # shown inside the widget only
         self.output.outputs = ({"output_type": "display_data", "metadata": {},
                                 "data": {"image/png": png, "text/plain": "latent explorer"}},)
 
