@@ -6,7 +6,7 @@ import torch
 
 from vae_tut import data
 from vae_tut.data import DATASETS, check_dataset, load_dataset, prepare
-from vae_tut.errors import DataError
+from vae_tut.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -67,9 +67,9 @@ def test_missing_data_lists_three_ways(tmp_path, monkeypatch):
 
 
 def test_unknown_dataset_and_split(tmp_path):
-    with pytest.raises(DataError, match="unknown dataset 'cifar10'"):
+    with pytest.raises(ConfigError, match="unknown dataset 'cifar10'"):
         load_dataset("cifar10", "train", root=tmp_path)
-    with pytest.raises(DataError, match="unknown split 'valid'"):
+    with pytest.raises(ConfigError, match="unknown split 'valid'"):
         load_dataset("mnist", "valid", root=tmp_path)
 
 

@@ -1,4 +1,5 @@
 import io
+import os
 import json
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import torch
 
 from vae_tut import experiments, store
 from vae_tut.errors import CacheError, ConfigError
-from vae_tut.experiments import (AE_BASELINE, BASE, C_GRID, LATENT, REPORT, SEED_GRID, RunConfig,
+from vae_tut.experiments import (AE_BASELINE, BASE, C_GRID, GRIDS, LATENT, REPORT, SEED_GRID, RunConfig,
                                  cache_dir, grid, run)
 from vae_tut.report import results_table
 
@@ -25,9 +26,14 @@ def test_report_grid_settings():
     assert sorted(c.seed for c in SEED_GRID.values()) == [0, 1, 2, 3, 4]
     # the report-KL candidate c=0.01 on MNIST is the c grid's run, under the same name
     assert grid("report-kl")["mlp-mnist-c0.01"] == C_GRID["mlp-mnist-c0.01"]
-    assert len(grid()) == 4 + 12 + 8 + 5 + 1 + 5 + 2 + 14 + 2 - 1
-    # the MLP base run reappears as z=2, c=0.05 and seed 0; the CNN base run as z=2
-    assert len(set(grid().values())) == 52 - 3 - 1
+    # every named grid is part of the whole grid, and a name means one config wherever it appears
+    merged = grid()
+    for name in GRIDS:
+        for run_name, cfg in grid(name).items():
+            assert merged[run_name] == cfg
+    # configs that repeat under several names are trained once: the base MLP run is also z=2 and seed 0
+    assert BASE["mlp-mnist"] == LATENT["mlp-mnist-z2"] == SEED_GRID["mlp-mnist-seed0"]
+    assert len(set(merged.values())) < len(merged)
 
 
 def test_report_candidates_change_one_thing_each():
@@ -113,8 +119,46 @@ def test_key_depends_on_every_field_and_on_code(monkeypatch):
     keys = {c.key() for c in changed}
     assert len(keys) == len(changed) and base.key() not in keys
     before = base.key()
-    monkeypatch.setattr(experiments, "code_version", lambda: "edited-source")
+    monkeypatch.setattr(experiments, "CODE_VERSION", "edited-source")
     assert base.key() != before
+
+
+def test_key_depends_on_torch_version_and_device(monkeypatch):
+    base = RunConfig()
+    assert base.key("cpu") == base.key(torch.device("cpu"))
+    digest = lambda key: key.rsplit("-", 1)[1]  # noqa: E731
+    cpu = experiments.run_key(base.as_dict(), "cpu")
+    assert store.key_digest(cpu) == digest(base.key("cpu"))
+    assert store.key_digest({**cpu, "device": "cuda"}) != digest(base.key("cpu"))
+    before = base.key("cpu")
+    monkeypatch.setattr(experiments.torch, "__version__", "9.9.9")
+    assert base.key("cpu") != before
+
+
+def test_an_edit_after_import_cannot_change_the_key_of_the_running_code(tmp_path):
+    """The code version is taken when the package is imported: editing a module's file
+    afterwards leaves the running process's key alone; a fresh process sees the edit."""
+    import shutil
+    import subprocess
+    import sys
+
+    package = Path(experiments.__file__).parent
+    shutil.copytree(package, tmp_path / "vae_tut", ignore=shutil.ignore_patterns("__pycache__"))
+    losses = tmp_path / "vae_tut" / "losses.py"
+    script = ("import sys, pathlib\n"
+              "from vae_tut.experiments import RunConfig\n"
+              "before = RunConfig().key('cpu')\n"
+              "path = pathlib.Path(sys.argv[1])\n"
+              "if len(sys.argv) > 2: path.write_text(path.read_text() + '\\nEDITED = 1\\n')\n"
+              "print(before, RunConfig().key('cpu'))\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run_ = lambda *args: subprocess.run([sys.executable, "-c", script, str(losses), *args],  # noqa: E731
+                                        capture_output=True, text=True, env=env, cwd=tmp_path,
+                                        check=True).stdout.split()
+    first, after_edit = run_("edit")
+    assert first == after_edit                       # the running process keeps its key
+    fresh, _ = run_()
+    assert fresh != first                            # a new process runs the edited code: a new key
 
 
 def _edited(function, old: str, new: str, folder: Path):
@@ -141,8 +185,8 @@ def test_docstring_or_comment_edit_keeps_the_key(monkeypatch, tmp_path):
     assert edited != source
     assert store.source_digest([edited]) == store.source_digest([source])
     assert store.source_digest([source.replace("nn.ELU()", "nn.ReLU()", 1)]) != store.source_digest([source])
-    monkeypatch.setattr(experiments.data, "load_dataset",
-                        _edited(experiments.data.load_dataset, "Images ``[N, 1, 28, 28]``", "Images", tmp_path))
+    edited_load = _edited(experiments.data.load_dataset, "Images ``[N, 1, 28, 28]``", "Images", tmp_path)
+    assert store.code_version([edited_load]) == store.code_version([experiments.data.load_dataset])
     assert RunConfig().key() == before
 
 
@@ -150,11 +194,23 @@ def test_docstring_or_comment_edit_keeps_the_key(monkeypatch, tmp_path):
     ("load_dataset", "div_(255.0)", "div_(256.0)"),                      # the pixel scaling
     ("_train", "train_x[:config.train_size]", "train_x[-config.train_size:]"),  # the slicing in run
 ])
-def test_compute_path_edit_changes_the_key(monkeypatch, tmp_path, function, old, new):
-    before = RunConfig().key()
+def test_compute_path_edit_changes_the_key(tmp_path, function, old, new):
+    from vae_tut import store
+
     owner = experiments.data if function == "load_dataset" else experiments
-    monkeypatch.setattr(owner, function, _edited(getattr(owner, function), old, new, tmp_path))
-    assert RunConfig().key() != before
+    original = getattr(owner, function)
+    assert store.code_version([_edited(original, old, new, tmp_path)]) != store.code_version([original])
+
+
+def test_code_version_is_pinned_and_independent_of_layout():
+    """The digest of a fixed snippet is committed here: it must not change with the Python
+    version (3.10-3.13 parse to different ``ast.dump`` texts) or with comments and docstrings."""
+    from vae_tut import store
+
+    snippet = 'def f(x: int) -> int:\n    "doc"\n    return x + 1  # c\n'
+    assert store.source_digest([snippet]) == "09262dbe984bae1f"
+    assert store.source_digest(["def f(x: int) -> int:\n    return (x +\n            1)\n"]) == "09262dbe984bae1f"
+    assert store.source_digest(["def f(x: int) -> int:\n    return x + 2\n"]) != "09262dbe984bae1f"
 
 
 def test_quick_mode(monkeypatch):

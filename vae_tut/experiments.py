@@ -13,7 +13,6 @@ the checksum written beside them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import io
 import json
@@ -26,7 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import data, losses, models, store, train
+from . import data, losses, models, store, train, validation
 from .data import DATASETS, load_dataset
 from .errors import CacheError, ConfigError
 from .losses import KL_VARIANTS, check_c, check_kl_variant, check_likelihood
@@ -76,12 +75,9 @@ class RunConfig:
     hidden: int = MLP_HIDDEN
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ConfigError(f"unknown architecture {self.arch!r}; choose one of: {', '.join(ARCHS)}")
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
-        if self.kind not in KINDS:
-            raise ConfigError(f"unknown model kind {self.kind!r}; choose one of: {', '.join(KINDS)}")
+        validation.one_of(self.arch, ARCHS, "architecture")
+        validation.one_of(self.dataset, DATASETS, "dataset")
+        validation.one_of(self.kind, KINDS, "model kind")
         check_latent_dim(self.z)
         object.__setattr__(self, "c", check_c(self.c))  # stored as a float
         lr = DEFAULT_LR[self.arch] if self.lr is None else self.lr
@@ -96,9 +92,12 @@ class RunConfig:
             raise ConfigError("the hidden width applies to the MLP only")
         if self.kind == "ae" and (self.kl_variant != "exact" or self.likelihood != "gaussian"):
             raise ConfigError("an autoencoder has no KL term and a Gaussian decoder only")
-        if self.train_size is not None and (isinstance(self.train_size, bool)
-                                            or not isinstance(self.train_size, int) or self.train_size < 1):
-            raise ConfigError(f"train size must be a whole number >= 1, got {self.train_size!r}")
+        if self.likelihood == "gaussian-learned" and self.kind != "vae":
+            raise ConfigError("only a VAE can learn its decoder variance")
+        if self.kind == "cvae" and self.arch != "mlp":
+            raise ConfigError("the conditional VAE is built on the MLP networks only")
+        if self.train_size is not None:
+            validation.whole(self.train_size, "train size", 1, data.TRAIN_SIZE)
 
     @property
     def is_quick(self) -> bool:
@@ -121,7 +120,9 @@ class RunConfig:
         text = f"{self.arch.upper()} {self.kind.upper()}, {self.dataset}, z={self.z}"
         if self.likelihood == "bernoulli":
             text += ", Bernoulli decoder"
-        elif self.kind == "vae":
+        elif self.likelihood == "gaussian-learned":
+            text += ", learned c"
+        elif self.kind in ("vae", "cvae"):
             text += f", c={self.c:g}"
         if self.kl_variant != "exact":
             text += f", KL {self.kl_variant}"
@@ -133,26 +134,30 @@ class RunConfig:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def key(self) -> str:
-        """Cache folder name: readable prefix + hash of the config and the code version."""
-        digest = store.key_digest({"config": self.as_dict(), "code": code_version()})
+    def key(self, device: torch.device | str | None = None) -> str:
+        """Cache folder name: readable prefix + hash of the config, the code version, the torch
+        version and the device type (``None``: the best device here), all of which change the numbers."""
+        digest = store.key_digest(run_key(self.as_dict(), train.resolve_device(device).type))
         return f"{self.arch}-{self.kind}-{self.dataset}-z{self.z}-{digest}"
+
+
+def run_key(config: dict[str, Any], device_type: str) -> dict[str, Any]:
+    """What a run's numbers depend on: its settings, the code that computes them (:data:`CODE_VERSION`),
+    the torch version and the kind of device (CUDA draws other random numbers than the CPU)."""
+    return {"config": config, "code": CODE_VERSION, "torch": torch.__version__, "device": device_type}
 
 
 def compute_path() -> tuple[object, ...]:
     """What computes a run's numbers: data loading and scaling, the networks, the loss,
     the training loop, and the function that ties them together."""
-    return (data.load_dataset, models, losses, train, _train)
-
-
-@functools.lru_cache(maxsize=8)
-def _code_version(objects: tuple[object, ...]) -> str:
-    return store.code_version(objects)
+    return (data.load_dataset, data.verified_bytes, data.read_idx, models, losses, train, _train)
 
 
 def code_version() -> str:
-    """Hash of the code on the compute path (:func:`compute_path`), docstrings and comments left out."""
-    return _code_version(compute_path())
+    """Hash of the code on the compute path (:func:`compute_path`), docstrings and comments left out,
+    taken once when this module is imported (:data:`CODE_VERSION`): an edit made later to a file
+    on disk cannot change the key of the code that is running."""
+    return CODE_VERSION
 
 
 # ---------------------------------------------------------------- the report's grid
@@ -185,6 +190,11 @@ REPORT_KL = {f"mlp-{ds}-{name}": dataclasses.replace(BASE[f"mlp-{ds}"], **change
              for ds in ("mnist", "fashion-mnist") for name, change in REPORT_CANDIDATES.items()}
 # Chapter 5's sidebar: the report's MLP with a Bernoulli decoder on dynamically binarised MNIST.
 BERNOULLI = {f"mlp-mnist-bernoulli-z{z}": RunConfig(z=z, likelihood="bernoulli") for z in (2, 20)}
+# Chapter 4's exercise: the report's MLP, conditioned on the digit's label.
+CVAE = RunConfig(kind="cvae")
+# Chapters 9 and 10: the report's MLP with its decoder variance c learned (sigma-VAE).
+LEARNED_C = {f"mlp-{ds}-learned-c": RunConfig(dataset=ds, likelihood="gaussian-learned")
+             for ds in ("mnist", "fashion-mnist")}
 GRIDS = {
     "base": BASE,
     "latent": LATENT,
@@ -195,6 +205,8 @@ GRIDS = {
     "likelihood": LIKELIHOOD,
     "report-kl": REPORT_KL,
     "bernoulli": BERNOULLI,
+    "cvae": {"mlp-mnist-cvae": CVAE},
+    "learned-c": LEARNED_C,
 }
 
 # Final training losses quoted in the reference report (section 3.3 and 4.1).
@@ -240,6 +252,7 @@ class Run:
     test: dict[str, float]
     seconds: float
     from_cache: bool
+    checksum: str = ""  # SHA-256 of the entry's weights and numbers: keys what is computed from this run
 
     def summary(self) -> dict[str, Any]:
         """Final train/test numbers, seconds and the quick flag, for tables and ``--json``."""
@@ -258,7 +271,7 @@ def _checksum(meta: dict[str, Any], weights: bytes) -> str:
     return digest.hexdigest()
 
 
-def _load_entry(entry: Path, config: RunConfig) -> Run:
+def _load_entry(entry: Path, config: RunConfig, device_type: str) -> Run:
     """Read a finished cache entry, checking it was made for ``config`` by this code and is intact."""
     advice = "delete it or train again with retrain=True (--retrain)"
     try:
@@ -276,7 +289,8 @@ def _load_entry(entry: Path, config: RunConfig) -> Run:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling error means the same thing
         raise CacheError(f"cache entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
-    model = build_model(config.arch, config.z, config.kind, config.hidden)
+    model = build_model(config.arch, config.z, config.kind, config.hidden,
+                        learn_c=config.likelihood == "gaussian-learned")
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, ValueError) as err:
@@ -284,12 +298,13 @@ def _load_entry(entry: Path, config: RunConfig) -> Run:
         raise CacheError(f"cache entry {entry}: weights do not fit {config.label()} ({first}); {advice}") \
             from None
     made_with = (meta.get("torch"), meta.get("device"))
-    here = (torch.__version__, str(train.resolve_device(None).type))
+    here = (torch.__version__, device_type)
     if made_with != here:
         store.note(f"note: {config.label()} was trained with torch {made_with[0]} on {made_with[1]}; "
                    f"this is torch {here[0]} on {here[1]}")
     model.eval()
-    return Run(config, model, meta["history"], meta["train"], meta["test"], meta["seconds"], True)
+    return Run(config, model, meta["history"], meta["train"], meta["test"], meta["seconds"], True,
+               meta["checksum"])
 
 
 def _train(config: RunConfig, scratch: Path, device: torch.device, progress: bool | None,
@@ -307,17 +322,19 @@ def _train(config: RunConfig, scratch: Path, device: torch.device, progress: boo
         if on_epoch is not None:
             on_epoch(state["history"][-1])
 
-    train_x, _ = load_dataset(config.dataset, "train")
-    test_x, _ = load_dataset(config.dataset, "test")
+    train_x, train_y = load_dataset(config.dataset, "train")
+    test_x, test_y = load_dataset(config.dataset, "test")
     if config.train_size is not None:
-        train_x = train_x[:config.train_size]
-    torch.manual_seed(config.seed)
-    model = build_model(config.arch, config.z, config.kind, config.hidden)
+        train_x, train_y = train_x[:config.train_size], train_y[:config.train_size]
+    torch.manual_seed(train.sub_seed(config.seed, "init"))
+    model = build_model(config.arch, config.z, config.kind, config.hidden,
+                        learn_c=config.likelihood == "gaussian-learned")
     result = train.fit(
         model, train_x, test_x, c=config.c, lr=config.lr, batch_size=config.batch_size,
         epochs=config.epochs, seed=config.seed, device=device, progress=progress,
         desc=config.label(), resume=resume, on_epoch_end=checkpoint, precision=config.precision,
-        likelihood=config.likelihood, kl_variant=config.kl_variant)
+        likelihood=config.likelihood, kl_variant=config.kl_variant,
+        labels=(train_y, test_y) if config.kind == "cvae" else None)
     model.to("cpu", memory_format=torch.contiguous_format).eval()
     meta = {"config": config.as_dict(), "code_version": code_version(),
             "history": result.history, "train": result.train, "test": result.test,
@@ -325,7 +342,8 @@ def _train(config: RunConfig, scratch: Path, device: torch.device, progress: boo
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     meta["checksum"] = _checksum(meta, buffer.getvalue())
-    run_ = Run(config, model, result.history, result.train, result.test, result.seconds, False)
+    run_ = Run(config, model, result.history, result.train, result.test, result.seconds, False,
+               meta["checksum"])
     return run_, {"model.pt": buffer.getvalue(), "result.json": meta}
 
 
@@ -342,7 +360,10 @@ def run(config: RunConfig, *, cache: str | os.PathLike | None = None, retrain: b
     """
     dev = train.resolve_device(device)
     config = config.resolved(dev)
-    folder = cache_dir(cache) / config.key()
+    folder = cache_dir(cache) / config.key(dev)
     value, _ = store.cached(folder, lambda scratch: _train(config, scratch, dev, progress, on_epoch),
-                            lambda entry: _load_entry(entry, config), refresh=retrain)
+                            lambda entry: _load_entry(entry, config, dev.type), refresh=retrain)
     return value
+
+
+CODE_VERSION: str = store.code_version(compute_path())

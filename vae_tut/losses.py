@@ -21,8 +21,11 @@ import torch
 
 from .errors import ConfigError
 from .data import N_PIXELS
+from .validation import one_of, positive
 
-LIKELIHOODS = ("gaussian", "bernoulli")
+# "gaussian-learned": the Gaussian decoder with its variance c learned as one shared scalar
+# (the sigma-VAE of Rybkin et al. 2021); its loss keeps the constant, since c moves.
+LIKELIHOODS = ("gaussian", "bernoulli", "gaussian-learned")
 # How the KL term is computed in training. "exact" is the ELBO's; the others are candidate
 # explanations of the report's KL values, tested in the reproduction appendix:
 # the variance output read as a standard deviation or as a log-variance inside the KL formula
@@ -32,9 +35,7 @@ KL_VARIANTS = ("exact", "var-as-std", "var-as-logvar", "mean-over-dims", "mean-o
 
 def check_c(c: object) -> float:
     """Return ``c`` as a float if it is a finite number > 0, else raise :class:`ConfigError`."""
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-        raise ConfigError(f"decoder variance c must be a finite number > 0, got {c!r}")
-    return float(c)
+    return positive(c, "decoder variance c")
 
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, c: float) -> torch.Tensor:
@@ -43,6 +44,16 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, c: float) -> torch
     if x.shape != x_hat.shape:
         raise ConfigError(f"images and reconstructions differ in shape: {list(x.shape)} vs {list(x_hat.shape)}")
     return (x - x_hat).pow(2).flatten(1).sum(1).mean() / (2.0 * c)
+
+
+def learned_gaussian_loss(x: torch.Tensor, x_hat: torch.Tensor, log_c: torch.Tensor) -> torch.Tensor:
+    """``-log p(x|z)`` in nats for a decoder N(x_hat, cI) whose ``log c`` is learned (chapter 9):
+    ``||x - x_hat||^2 / (2c) + (D/2) log(2 pi c)``, summed over pixels, averaged over the batch."""
+    if x.shape != x_hat.shape:
+        raise ConfigError(f"images and reconstructions differ in shape: {list(x.shape)} vs {list(x_hat.shape)}")
+    d = x[0].numel()
+    squared = (x - x_hat).pow(2).flatten(1).sum(1).mean()
+    return squared / (2.0 * log_c.exp()) + 0.5 * d * (math.log(2.0 * math.pi) + log_c)
 
 
 def kl_divergence(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
@@ -80,16 +91,12 @@ def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> 
 
 def check_kl_variant(variant: object) -> str:
     """``variant`` if it names one of :data:`KL_VARIANTS`, else a :class:`ConfigError`."""
-    if variant not in KL_VARIANTS:
-        raise ConfigError(f"unknown KL variant {variant!r}; choose one of: {', '.join(KL_VARIANTS)}")
-    return variant
+    return one_of(variant, KL_VARIANTS, "KL variant")
 
 
 def check_likelihood(likelihood: object) -> str:
     """``likelihood`` if it names one of :data:`LIKELIHOODS`, else a :class:`ConfigError`."""
-    if likelihood not in LIKELIHOODS:
-        raise ConfigError(f"unknown decoder likelihood {likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
-    return likelihood
+    return one_of(likelihood, LIKELIHOODS, "decoder likelihood")
 
 
 def kl_term(mean: torch.Tensor, var: torch.Tensor, variant: str = "exact") -> torch.Tensor:
@@ -124,13 +131,19 @@ class LossTerms(NamedTuple):
 
 def vae_loss(x: torch.Tensor, logits: torch.Tensor, mean: torch.Tensor,
              var: torch.Tensor | None, c: float, *, likelihood: str = "gaussian",
-             kl_variant: str = "exact") -> LossTerms:
+             kl_variant: str = "exact", log_c: torch.Tensor | None = None) -> LossTerms:
     """Both terms for a batch; with ``var=None`` (a plain autoencoder) the KL term is zero.
 
-    ``likelihood="bernoulli"`` expects 0/1 images and ignores ``c``.
+    ``likelihood="bernoulli"`` expects 0/1 images and ignores ``c``;
+    ``likelihood="gaussian-learned"`` ignores ``c`` and uses the model's ``log_c``.
     """
-    if check_likelihood(likelihood) == "bernoulli":
+    likelihood = check_likelihood(likelihood)
+    if likelihood == "bernoulli":
         recon = bernoulli_reconstruction_loss(x, logits)
+    elif likelihood == "gaussian-learned":
+        if log_c is None:
+            raise ConfigError("a learned decoder variance needs the model's log_c (build it with learn_c=True)")
+        recon = learned_gaussian_loss(x, torch.sigmoid(logits.float()), log_c)
     else:
         recon = reconstruction_loss(x, torch.sigmoid(logits.float()), c)
     kl = kl_term(mean, var, kl_variant) if var is not None else recon.new_zeros(())

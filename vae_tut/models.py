@@ -16,18 +16,18 @@ from torch import nn
 
 from .data import IMAGE_SHAPE, N_PIXELS
 from .errors import ConfigError
+from .validation import one_of, whole
 
 ARCHS = ("mlp", "cnn")
-KINDS = ("vae", "ae")
+KINDS = ("vae", "ae", "cvae")
+N_CLASSES = 10  # both data sets have ten classes; the conditional VAE takes one of them
 VARIANCE_FLOOR = 1e-8
 MAX_LATENT = 4096  # far beyond any useful code for 784 pixels, and still a model that fits in memory
 
 
 def check_latent_dim(z: object) -> int:
     """Return ``z`` if it is a whole number from 1 to :data:`MAX_LATENT`, else raise :class:`ConfigError`."""
-    if isinstance(z, bool) or not isinstance(z, int) or not 1 <= z <= MAX_LATENT:
-        raise ConfigError(f"latent size z must be a whole number from 1 to {MAX_LATENT}, got {z!r}")
-    return z
+    return whole(z, "latent size z", 1, MAX_LATENT)
 
 
 def _check_shape(x: torch.Tensor) -> torch.Tensor:
@@ -42,47 +42,51 @@ MLP_HIDDEN = 10  # the third hidden layer of the report's printed MLP (its text 
 
 def check_hidden(hidden: object) -> int:
     """Return ``hidden`` if it is a whole number from 1 to 1000, else raise :class:`ConfigError`."""
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= 1000:
-        raise ConfigError(f"hidden width must be a whole number from 1 to 1000, got {hidden!r}")
-    return hidden
+    return whole(hidden, "hidden width", 1, 1000)
 
 
 class FCEncoder(nn.Module):
-    """MLP encoder 784 -> 300 -> 100 -> ``hidden`` (10) -> ``out_features`` with ELU (chapter 5)."""
+    """MLP encoder 784 -> 300 -> 100 -> ``hidden`` (10) -> ``out_features`` with ELU (chapter 5).
+
+    ``conditions`` extra inputs (a one-hot label, chapter 4's conditional VAE) join the pixels.
+    """
 
     def __init__(self, latent_dim: int = 2, out_features: int | None = None,
-                 hidden: int = MLP_HIDDEN) -> None:
+                 hidden: int = MLP_HIDDEN, conditions: int = 0) -> None:
         super().__init__()
         out = 2 * check_latent_dim(latent_dim) if out_features is None else out_features
         hidden = check_hidden(hidden)
         self.activation = nn.ELU()
         self.encode_layers = nn.Sequential(
-            nn.Linear(N_PIXELS, 300), self.activation,
+            nn.Linear(N_PIXELS + conditions, 300), self.activation,
             nn.Linear(300, 100), self.activation,
             nn.Linear(100, hidden), self.activation,
             nn.Linear(hidden, out),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode_layers(x.flatten(1))
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        h = x.flatten(1)
+        return self.encode_layers(h if condition is None else torch.cat([h, condition], dim=1))
 
 
 class FCDecoder(nn.Module):
-    """MLP decoder ``z`` -> ``hidden`` (10) -> 100 -> 300 -> 784 logits with ELU (chapter 5)."""
+    """MLP decoder ``z`` -> ``hidden`` (10) -> 100 -> 300 -> 784 logits with ELU (chapter 5);
+    ``conditions`` extra inputs join the code, as in :class:`FCEncoder`."""
 
-    def __init__(self, latent_dim: int = 2, hidden: int = MLP_HIDDEN) -> None:
+    def __init__(self, latent_dim: int = 2, hidden: int = MLP_HIDDEN, conditions: int = 0) -> None:
         super().__init__()
         hidden = check_hidden(hidden)
         self.activation = nn.ELU()
         self.decode_layers = nn.Sequential(
-            nn.Linear(check_latent_dim(latent_dim), hidden), self.activation,
+            nn.Linear(check_latent_dim(latent_dim) + conditions, hidden), self.activation,
             nn.Linear(hidden, 100), self.activation,
             nn.Linear(100, 300), self.activation,
             nn.Linear(300, N_PIXELS),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode_layers(z).view(-1, *IMAGE_SHAPE)
+    def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        h = z if condition is None else torch.cat([z, condition], dim=1)
+        return self.decode_layers(h).view(-1, *IMAGE_SHAPE)
 
 
 class CNNEncoder(nn.Module):
@@ -146,11 +150,14 @@ class VAE(nn.Module):
     and the floor keeps ``log var`` finite.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int) -> None:
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
+                 learn_c: bool = False) -> None:
         super().__init__()
         self.latent_dim = check_latent_dim(latent_dim)
         self.encoder = encoder
         self.decoder = decoder
+        # One learned decoder variance c = exp(log_c), starting at 1 (chapter 9's sigma-VAE).
+        self.log_c = nn.Parameter(torch.zeros(())) if learn_c else None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(z|x), each ``[batch, z]``."""
@@ -172,10 +179,37 @@ class VAE(nn.Module):
         z = self.reparameterize(mean, var)
         return VAEOutput(self.decode(z), mean, var, z)
 
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] decoded from latent codes ``z``."""
-        return torch.sigmoid(self.decode(z))
+
+class ConditionalVAE(VAE):
+    """A VAE whose encoder and decoder also see the one-hot label y: q(z|x, y), p(x|z, y)
+    (chapter 4's exercise; same prior and loss). Built on the MLP networks with ``conditions=10``."""
+
+    n_classes = N_CLASSES
+
+    def _onehot(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.dtype != torch.int64 or labels.dim() != 1:
+            raise ConfigError(f"labels must be an int64 tensor [N] of class indices, got {labels.dtype} "
+                              f"{list(labels.shape)}")
+        if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < self.n_classes):
+            raise ConfigError(f"labels must be class indices from 0 to {self.n_classes - 1}")
+        return F.one_hot(labels, self.n_classes).float()
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        """Mean and variance of q(z|x, y)."""
+        h = self.encoder(_check_shape(x), self._onehot(labels)).float()
+        mean, raw_var = h.split(self.latent_dim, dim=1)
+        return mean, F.softplus(raw_var) + VARIANCE_FLOOR
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Decoder logits of codes ``z`` [N, d] drawn as digits/classes ``labels`` [N]."""
+        if len(z) != len(labels):
+            raise ConfigError(f"{len(z)} codes but {len(labels)} labels")
+        return self.decoder(z, self._onehot(labels))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> VAEOutput:  # type: ignore[override]
+        mean, var = self.encode(x, labels)
+        z = self.reparameterize(mean, var)
+        return VAEOutput(self.decode(z, labels), mean, var, z)
 
 
 class Autoencoder(nn.Module):
@@ -198,30 +232,31 @@ class Autoencoder(nn.Module):
         z = self.encoder(_check_shape(x)).float()
         return VAEOutput(self.decode(z), z, None, z)
 
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode(z))
-
 
 def build_model(arch: str = "mlp", latent_dim: int = 2, kind: str = "vae",
-                hidden: int = MLP_HIDDEN) -> nn.Module:
-    """A :class:`VAE` or :class:`Autoencoder` with the report's ``arch`` networks.
+                hidden: int = MLP_HIDDEN, learn_c: bool = False) -> nn.Module:
+    """A :class:`VAE`, :class:`Autoencoder` or (MLP only) :class:`ConditionalVAE` with the report's ``arch`` networks.
 
-    ``hidden`` is the MLP's third hidden width; the CNN has no such layer.
+    ``hidden`` is the MLP's third hidden width; the CNN has no such layer. ``learn_c``
+    gives a VAE a learned decoder variance (``log_c``, chapter 9).
     """
-    if arch not in ARCHS:
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
-    if kind not in KINDS:
-        raise ConfigError(f"unknown model kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    if learn_c and kind != "vae":
+        raise ConfigError("only a VAE can learn its decoder variance")
+    one_of(arch, ARCHS, "architecture")
+    one_of(kind, KINDS, "model kind")
     z = check_latent_dim(latent_dim)
     hidden = check_hidden(hidden)
+    if kind == "cvae":
+        if arch != "mlp":
+            raise ConfigError("the conditional VAE is built on the MLP networks only")
+        return ConditionalVAE(FCEncoder(z, None, hidden, N_CLASSES), FCDecoder(z, hidden, N_CLASSES), z)
     if arch == "mlp":
         enc, dec = FCEncoder(z, None if kind == "vae" else z, hidden), FCDecoder(z, hidden)
     else:
         if hidden != MLP_HIDDEN:
             raise ConfigError("the hidden width applies to the MLP only")
         enc, dec = CNNEncoder(z, None if kind == "vae" else z), CNNDecoder(z)
-    return (VAE if kind == "vae" else Autoencoder)(enc, dec, z)
+    return VAE(enc, dec, z, learn_c) if kind == "vae" else Autoencoder(enc, dec, z)
 
 
 def count_parameters(model: nn.Module) -> int:

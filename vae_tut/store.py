@@ -98,17 +98,39 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _canonical(node: object) -> str:
+    """A text form of a syntax tree that is the same on Python 3.10 to 3.13.
+
+    ``ast.dump`` is not: 3.12 added ``type_params`` to functions and classes and
+    3.13 leaves empty fields out. Here every empty field (``None``, ``[]``) is left
+    out, as are ``type_comment`` and a constant's ``kind`` (the ``u`` prefix).
+    """
+    if isinstance(node, ast.AST):
+        parts = [type(node).__name__]
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if name in ("type_comment", "kind") or value is None or value == []:
+                continue
+            parts.append(f"{name}={_canonical(value)}")
+        return "(" + " ".join(parts) + ")"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(item) for item in node) + "]"
+    return repr(node)
+
+
 def source_digest(sources: Iterable[str]) -> str:
-    """Hash of Python sources by their syntax trees: comments, docstrings and layout do not count."""
+    """Hash of Python sources by their syntax trees: comments, docstrings, layout and the
+    Python version (3.10-3.13) do not count (:func:`_canonical`)."""
     digest = hashlib.sha256()
     for source in sources:
         tree = _without_docstrings(ast.parse(textwrap.dedent(source)))
-        digest.update(ast.dump(tree, annotate_fields=False).encode())
+        digest.update(_canonical(tree).encode())
     return digest.hexdigest()[:16]
 
 
 def code_version(objects: Iterable[object]) -> str:
-    """:func:`source_digest` of the source of modules, classes and functions."""
+    """:func:`source_digest` of the source of modules, classes and functions, as they are on
+    disk now: call it once, when the objects are imported, so that it describes the code that runs."""
     sources = [inspect.getsource(obj) for obj in objects]
     return source_digest(sources)
 

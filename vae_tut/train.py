@@ -19,6 +19,7 @@ default) picks bf16 only where :func:`native_bf16` says so.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import time
@@ -31,7 +32,9 @@ from torch import nn
 from .data import check_images
 from .errors import ConfigError, TrainingDiverged
 from .losses import binarize, check_c, check_kl_variant, check_likelihood, vae_loss
+from .validation import one_of, positive, seed as check_seed, whole
 
+ADVICE = "the training diverged: try a smaller learning rate or a larger c"
 MONITOR_SIZE = 100  # the report monitors the loss on 100 random test images
 PRECISIONS = ("fp32", "bf16", "auto")
 
@@ -95,24 +98,45 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+def check_labels(model: nn.Module, labels: object, n: int) -> torch.Tensor | None:
+    """``labels`` if ``model`` is conditional (:class:`~vae_tut.models.ConditionalVAE`, chapter 4)
+    and they are ``n`` class indices; ``None`` for any other model. Else :class:`ConfigError`."""
+    classes = getattr(model, "n_classes", 0)
+    if not classes:
+        if labels is not None:
+            raise ConfigError("labels are for a conditional VAE only; this model takes images alone")
+        return None
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (n,):
+        raise ConfigError(f"a conditional VAE needs labels: an int64 tensor [{n}] of class indices")
+    if n and not (0 <= int(labels.min()) and int(labels.max()) < classes):
+        raise ConfigError(f"labels must be class indices from 0 to {classes - 1}")
+    return labels
+
+
+def forward(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> Any:
+    """``model(x)``, or ``model(x, labels)`` for a conditional VAE."""
+    return model(x) if labels is None else model(x, labels)
+
+
 def average_loss(model: nn.Module, images: torch.Tensor, c: float,
                  batch_size: int = 1000, *, likelihood: str = "gaussian",
-                 kl_variant: str = "exact") -> dict[str, float]:
+                 kl_variant: str = "exact", labels: torch.Tensor | None = None) -> dict[str, float]:
     """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each).
 
-    ``likelihood`` and ``kl_variant`` are passed to :func:`~vae_tut.losses.vae_loss`.
+    ``likelihood`` and ``kl_variant`` are passed to :func:`~vae_tut.losses.vae_loss`;
+    ``labels`` go with the images to a conditional VAE.
     """
     check_images(images)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+    whole(batch_size, "batch size", 1, MAX_BATCH)
+    check_labels(model, labels, len(images))
     device = next(model.parameters()).device
     recon = kl = 0.0
     with eval_mode(model):
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device)
-            out = model(x)
+            out = forward(model, x, None if labels is None else labels[start:start + batch_size].to(device))
             terms = vae_loss(x, out.logits, out.mean, out.var, c, likelihood=likelihood,
-                             kl_variant=kl_variant)
+                             kl_variant=kl_variant, log_c=getattr(model, "log_c", None))
             recon += float(terms.recon) * len(x)
             kl += float(terms.kl) * len(x)
     n = len(images)
@@ -121,9 +145,7 @@ def average_loss(model: nn.Module, images: torch.Tensor, c: float,
 
 def check_precision(precision: object) -> str:
     """Return ``precision`` if it is ``fp32``, ``bf16`` or ``auto``, else raise :class:`ConfigError`."""
-    if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    return precision
+    return one_of(precision, PRECISIONS, "precision")
 
 
 def native_bf16(device: torch.device | str | None = None) -> bool:
@@ -189,30 +211,43 @@ def make_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.o
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
 
 
-def _whole(value: object, name: str, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(f"{name} must be a whole number >= {least}, got {value!r}")
-    return value
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
 
 
 def check_settings(c: object, lr: object, batch_size: object, epochs: object, seed: object) -> None:
     """Raise :class:`ConfigError` naming the first setting out of range (shared by :func:`fit`,
     :class:`~vae_tut.experiments.RunConfig` and so the command line)."""
     check_c(c)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
-    _whole(batch_size, "batch size", 1)
-    _whole(epochs, "epochs", 1)
-    _whole(seed, "seed", 0)
+    positive(lr, "learning rate")
+    whole(batch_size, "batch size", 1, MAX_BATCH)
+    whole(epochs, "epochs", 1, MAX_EPOCHS)
+    check_seed(seed)
+
+
+def sub_seed(seed: int, stream: str) -> int:
+    """An independent seed for one use of ``seed`` (``init``, ``noise``, ``order``, ``monitor``, ...).
+
+    Seeding every random stream of a run with the same number would make them share
+    numbers (the first batch's noise would repeat the numbers that drew the first
+    layer's weights); hashing the seed with the stream's name gives each its own.
+    """
+    digest = hashlib.sha256(f"vae_tut/{check_seed(seed)}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: any torch generator takes it
 
 
 RESUME_KEYS = ("model", "optimizer", "order_rng", "rng", "history", "seconds")
 
 
-def _check_resume(resume: object) -> None:
+def _check_resume(resume: object, epochs: int) -> None:
+    what = "resume must be a checkpoint that fit() passed to on_epoch_end"
     if not isinstance(resume, dict) or any(k not in resume for k in RESUME_KEYS):
-        raise ConfigError("resume must be a checkpoint that fit() passed to on_epoch_end "
-                          f"(a dict with {', '.join(RESUME_KEYS)})")
+        raise ConfigError(f"{what} (a dict with {', '.join(RESUME_KEYS)})")
+    history = resume["history"]
+    if not isinstance(history, list) or not all(isinstance(row, dict) and "epoch" in row for row in history):
+        raise ConfigError(f"{what}: its history is not a list of epochs")
+    if len(history) > epochs:
+        raise ConfigError(f"the checkpoint has {len(history)} epochs, more than the {epochs} asked for")
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -234,7 +269,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
         desc: str = "training", resume: dict[str, Any] | None = None,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
         precision: str = "fp32", likelihood: str = "gaussian",
-        kl_variant: str = "exact") -> FitResult:
+        kl_variant: str = "exact", labels: tuple[torch.Tensor, torch.Tensor] | None = None) -> FitResult:
     """Train ``model`` with Adam on ``train_images`` and return its history and final metrics.
 
     ``on_epoch_end`` receives a checkpoint (weights, optimizer, RNG state and
@@ -246,16 +281,22 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     ``likelihood="bernoulli"`` trains on images binarised afresh in every batch and
     evaluates on one fixed binarisation; ``kl_variant`` picks how the KL term is
     computed (:data:`~vae_tut.losses.KL_VARIANTS`). Each history row also holds the
-    terms of the epoch's last batch (``last_recon``, ``last_kl``).
+    terms of the epoch's last batch (``last_recon``, ``last_kl``). A conditional VAE
+    takes ``labels=(train_labels, test_labels)``. Every random stream (noise, batch
+    order, monitor images, test binarisation) has its own seed drawn from ``seed``
+    (:func:`sub_seed`).
     """
     check_settings(c, lr, batch_size, epochs, seed)
     check_images(train_images, "training images")
     check_images(test_images, "test images")
     if resume is not None:
-        _check_resume(resume)
+        _check_resume(resume, epochs)
+    train_y, test_y = (None, None) if labels is None else labels
+    check_labels(model, train_y, len(train_images))
+    check_labels(model, test_y, len(test_images))
     likelihood, kl_variant = check_likelihood(likelihood), check_kl_variant(kl_variant)
     if likelihood == "bernoulli":
-        test_images = binarize(test_images, torch.Generator().manual_seed(seed))
+        test_images = binarize(test_images, torch.Generator().manual_seed(sub_seed(seed, "test-binarisation")))
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     if device.type == "cpu":
@@ -266,22 +307,31 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     if has_convolutions(model):
         model.to(memory_format=torch.channels_last)
         train_x = train_x.contiguous(memory_format=torch.channels_last)
-    monitor_idx = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))
-    monitor_x = test_images[monitor_idx[:MONITOR_SIZE]].to(device)
+    monitor_idx = torch.randperm(len(test_images),
+                                 generator=torch.Generator().manual_seed(sub_seed(seed, "monitor")))
+    monitor_idx = monitor_idx[:MONITOR_SIZE]
+    monitor_x = test_images[monitor_idx].to(device)
+    monitor_y = None if test_y is None else test_y[monitor_idx].to(device)
+    if train_y is not None:
+        train_y = train_y.to(device)
 
     optimizer = make_optimizer(model, lr, device)
-    order = torch.Generator().manual_seed(seed)
+    order = torch.Generator().manual_seed(sub_seed(seed, "order"))
     history: list[dict[str, float]] = []
     seconds = 0.0
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        try:
+            model.load_state_dict(resume["model"])
+            optimizer.load_state_dict(resume["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise ConfigError(f"the checkpoint does not fit this model ({first[:200]})") from None
         order.set_state(resume["order_rng"])
         _set_rng_state(resume["rng"], device)
         history = list(resume["history"])
         seconds = float(resume["seconds"])
     else:
-        torch.manual_seed(seed)
+        torch.manual_seed(sub_seed(seed, "noise"))
 
     n = len(train_x)
     n_batches = math.ceil(n / batch_size)
@@ -295,26 +345,29 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
             perm = torch.randperm(n, generator=order).to(device)
             recon_sum = kl_sum = 0.0
             for b in range(n_batches):
-                x = train_x[perm[b * batch_size:(b + 1) * batch_size]]
+                idx = perm[b * batch_size:(b + 1) * batch_size]
+                x = train_x[idx]
                 if likelihood == "bernoulli":
                     x = binarize(x)
                 with autocast(device, precision):
-                    out = model(x)
+                    out = forward(model, x, None if train_y is None else train_y[idx])
+                where = f"at epoch {epoch}, batch {b + 1} of {n_batches}"
+                if not bool(torch.isfinite(out.mean).all()):
+                    raise TrainingDiverged(f"the encoder's output became NaN or infinite {where}; {ADVICE}")
                 terms = vae_loss(x, out.logits, out.mean, out.var, c, likelihood=likelihood,
-                                 kl_variant=kl_variant)
+                                 kl_variant=kl_variant, log_c=getattr(model, "log_c", None))
                 loss = terms.total
                 value = loss.item()
                 if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"loss became {value} at epoch {epoch}, batch {b + 1} of {n_batches}; "
-                        "try a smaller learning rate or a larger c")
+                    raise TrainingDiverged(f"loss became {value} {where}; {ADVICE}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 recon_sum += terms.recon.item() * len(x)
                 kl_sum += terms.kl.item() * len(x)
                 bar.update(1)
-            monitor = average_loss(model, monitor_x, c, likelihood=likelihood, kl_variant=kl_variant)
+            monitor = average_loss(model, monitor_x, c, likelihood=likelihood, kl_variant=kl_variant,
+                                   labels=monitor_y)
             seconds += time.perf_counter() - started
             history.append({
                 "epoch": epoch, "train_recon": recon_sum / n, "train_kl": kl_sum / n,
@@ -333,5 +386,5 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
         bar.close()
     last = history[-1]
     train = {"recon": last["train_recon"], "kl": last["train_kl"], "total": last["train_total"]}
-    test = average_loss(model, test_images, c, likelihood=likelihood, kl_variant=kl_variant)
+    test = average_loss(model, test_images, c, likelihood=likelihood, kl_variant=kl_variant, labels=test_y)
     return FitResult(history=history, train=train, test=test, seconds=seconds)
