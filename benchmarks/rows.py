@@ -224,7 +224,7 @@ def row_likelihood(mode: Mode) -> dict[str, Any]:
 
     import torch
 
-    from vae_tut.evaluate import LIKELIHOOD_MODELS, evaluate_run
+    from vae_tut.likelihood import LIKELIHOOD_MODELS, evaluate_run
     from vae_tut.models import build_model
     from vae_tut.parallel import available_cores
 
@@ -252,7 +252,7 @@ def row_flops(mode: Mode) -> dict[str, Any]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vae_tut.evaluate import LIKELIHOOD_MODELS, likelihood_settings
+    from vae_tut.likelihood import LIKELIHOOD_MODELS, likelihood_settings
     from vae_tut.experiments import QUICK_TRAIN_SIZE, grid
     from vae_tut.models import build_model
 

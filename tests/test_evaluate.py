@@ -1,4 +1,5 @@
-"""The ELBO and importance-weighted estimators of vae_tut.evaluate, checked where log p(x) is exact.
+"""The ELBO and importance-weighted estimators of vae_tut.evaluate, checked where log p(x) is exact,
+and the cached estimates of trained runs (vae_tut.likelihood).
 
 A linear-Gaussian latent model, f(z) = W z + b with p(z) = N(0, I) and
 p(x|z) = N(f(z), cI), has log p(x) = log N(x; b, W W^T + c I) in closed form.
@@ -10,16 +11,16 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from vae_tut.errors import ConfigError
-from vae_tut.evaluate import (bits_per_dim, elbo, elbo_terms, evaluate_run, iwae_bound,
-                              iwae_from_weights, log_importance_weights,
-                              nats_from_bits_per_dim)
+from vae_tut.errors import CacheError, ConfigError
+from vae_tut.evaluate import elbo, elbo_terms, iwae_from_weights, log_importance_weights
 from vae_tut.experiments import RunConfig
+from vae_tut.likelihood import evaluate_run
 from vae_tut.models import build_model
 
 C = 0.3
@@ -54,6 +55,11 @@ class LinearGaussian:
     def log_px(self, x: torch.Tensor) -> torch.Tensor:
         cov = self.W @ self.W.T + C * torch.eye(D, dtype=torch.float64)
         return torch.distributions.MultivariateNormal(self.b, cov).log_prob(x)
+
+
+def iwae_bound(model, images: torch.Tensor, c: float, k: int, **kwargs) -> torch.Tensor:
+    """Per-image k-sample bound: the estimators' two steps in one."""
+    return iwae_from_weights(log_importance_weights(model, images, c, k, **kwargs))
 
 
 def data(model: LinearGaussian, n: int, seed: int = 1) -> torch.Tensor:
@@ -159,14 +165,6 @@ def test_groups_of_samples():
     assert iwae_from_weights(log_w, 1).item() == pytest.approx(0.5 * math.log(3.0))
 
 
-def test_units():
-    assert bits_per_dim(0.0) == 0.0
-    assert bits_per_dim(-784 * math.log(2.0)) == pytest.approx(1.0)
-    assert bits_per_dim(100.0) < 0                    # a positive log-density is a negative cost
-    assert nats_from_bits_per_dim(bits_per_dim(-123.4)) == pytest.approx(-123.4)
-    assert bits_per_dim(-10 * math.log(2.0), n_dims=10) == pytest.approx(1.0)
-
-
 @pytest.mark.parametrize("k", [0, -3, 1.5, True, "10"])
 def test_bad_k(k):
     model = LinearGaussian()
@@ -196,7 +194,7 @@ def test_bad_inputs():
 
 def test_evaluate_run_is_consistent_and_cached(tmp_path):
     torch.manual_seed(0)
-    fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2))
+    fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2), checksum="a" * 64)
     x = torch.rand(6, 1, 28, 28)
     first = evaluate_run(fake, x, ks=(1, 10, 100), elbo_samples=50)
     assert set(first["iwae"]) == {1, 10, 100}
@@ -209,6 +207,52 @@ def test_evaluate_run_is_consistent_and_cached(tmp_path):
     assert {**again, "cached": False} == first
     with pytest.raises(ConfigError):
         evaluate_run(fake, x, ks=())
+
+
+def _likelihood_entries(tmp_path) -> list[Path]:
+    return sorted((tmp_path / "runs" / "likelihood").glob("*/result.json"))
+
+
+def test_a_model_with_other_weights_is_scored_afresh(tmp_path):
+    torch.manual_seed(0)
+    real = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2), checksum="a" * 64)
+    other = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2), checksum="b" * 64)
+    x = torch.rand(4, 1, 28, 28)
+    first = evaluate_run(real, x, ks=(1, 4), elbo_samples=2)
+    second = evaluate_run(other, x, ks=(1, 4), elbo_samples=2)  # same config, other weights
+    assert not second["cached"] and second["elbo"] != first["elbo"]
+    assert len(_likelihood_entries(tmp_path)) == 2
+    assert evaluate_run(real, x, ks=(1, 4), elbo_samples=2)["cached"]
+    with pytest.raises(ConfigError, match="checksum"):  # a run not from the cache is not cached
+        evaluate_run(SimpleNamespace(config=RunConfig(), model=real.model), x, ks=(1,))
+
+
+def test_an_edited_likelihood_entry_is_refused_in_one_line(tmp_path):
+    torch.manual_seed(0)
+    fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2), checksum="a" * 64)
+    x = torch.rand(4, 1, 28, 28)
+    evaluate_run(fake, x, ks=(1, 4), elbo_samples=2)
+    [entry] = _likelihood_entries(tmp_path)
+    saved = json.loads(entry.read_text())
+    entry.write_text(json.dumps({**saved, "elbo": saved["elbo"] + 10.0}))
+    with pytest.raises(CacheError, match="do not match their checksum") as caught:
+        evaluate_run(fake, x, ks=(1, 4), elbo_samples=2)
+    assert "\n" not in str(caught.value)
+    entry.write_text(json.dumps({k: v for k, v in saved.items() if k != "checksum"}))
+    with pytest.raises(CacheError, match="checksum"):
+        evaluate_run(fake, x, ks=(1, 4), elbo_samples=2)
+    entry.write_text("{not json")
+    with pytest.raises(CacheError, match="unreadable"):
+        evaluate_run(fake, x, ks=(1, 4), elbo_samples=2)
+
+
+def test_the_estimators_do_not_import_the_runs():
+    import subprocess
+    import sys
+
+    code = "import sys, vae_tut.evaluate; print(sorted(m for m in sys.modules if m.startswith('vae_tut.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "vae_tut.evaluate" in out and "vae_tut.experiments" not in out and "vae_tut.likelihood" not in out
 
 
 def test_estimators_leave_the_models_layout_and_mode_alone():
@@ -298,7 +342,7 @@ def test_independent_pixels_by_hand():
 
 def test_evaluate_run_reports_8bit_bits_above_zero(tmp_path):
     torch.manual_seed(0)
-    fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2))
+    fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2), checksum="a" * 64)
     x = torch.randint(0, 256, (5, 1, 28, 28)).float() / 255
     res = evaluate_run(fake, x, ks=(1, 10), elbo_samples=2)
     assert set(res["bits8"]) == {1, 10} and all(b > 0 for b in res["bits8"].values())

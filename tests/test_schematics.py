@@ -48,3 +48,15 @@ def test_elbo_bar_marks_the_gap():
     with pytest.raises(ValueError):
         schematics.elbo_bar(-30.0, -20.0)
     plt.close("all")
+
+
+def test_reparameterisation_graph_moves_the_randomness_and_opens_the_gradient_path():
+    direct, reparam = schematics.reparameterisation_graph()
+    random_nodes = [[p for p in ax.patches if isinstance(p, matplotlib.patches.Circle) and p.get_linestyle() == "--"]
+                    for ax in (direct, reparam)]
+    assert len(random_nodes[0]) == len(random_nodes[1]) == 1          # one random node on each side
+    assert "varepsilon" in _texts(reparam) and "varepsilon" not in _texts(direct)
+    red = [[p for p in ax.patches if isinstance(p, matplotlib.patches.FancyArrowPatch)
+            and p.get_edgecolor()[:3] == matplotlib.colors.to_rgb("C3")] for ax in (direct, reparam)]
+    assert len(red[0]) == 1 and len(red[1]) == 3                      # the gradient reaches phi only when reparameterised
+    plt.close("all")

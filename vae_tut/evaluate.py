@@ -23,27 +23,23 @@ protocol): ``encode(x) -> (mean, var)`` and a decoder mean f(z). For the
 book's :class:`~vae_tut.models.VAE` that mean is ``sigmoid(decode(z))``; any
 object with a ``decoder_mean(z)`` method (the tests use a linear-Gaussian
 model whose log p(x) is known exactly) is used as it is.
+
+Everything here is a function of a model and images alone: which trained runs
+chapter 10 scores, and the cache of their estimates, are :mod:`vae_tut.likelihood`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
-import sys
-import time
-from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import torch
 
-from .errors import CacheError, ConfigError
-from .experiments import BASE, BERNOULLI, LATENT, LIKELIHOOD, RunConfig, cache_dir, quick_mode, run
-from .losses import binarize, check_c, check_likelihood, gaussian_log_constant, kl_per_dimension
-from . import store
 from .data import N_PIXELS
-from .train import eval_mode, has_convolutions, keep_freed_memory, resolve_device
+from .errors import ConfigError
+from .losses import check_c, check_likelihood, gaussian_log_constant, kl_per_dimension
+from .train import eval_mode, has_convolutions, keep_freed_memory
 
 DEFAULT_MAX_DECODES = 500  # decoder evaluations per forward pass: ~0.2 GB for the CNN decoder
 LOG_2PI = math.log(2.0 * math.pi)
@@ -64,7 +60,8 @@ def check_k(k: object, name: str = "k") -> int:
     return k
 
 
-def _check_images(images: object) -> torch.Tensor:
+def check_images(images: object) -> torch.Tensor:
+    """Return ``images`` if it is a non-empty tensor ``[N, ...]``, else raise :class:`ConfigError`."""
     if not isinstance(images, torch.Tensor) or images.dim() < 2 or len(images) == 0:
         raise ConfigError("images must be a non-empty tensor [N, ...] (one image per row)")
     return images
@@ -80,7 +77,8 @@ def decoder_mean(model: LatentModel) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda z: torch.sigmoid(model.decode(z))
 
 
-def _device(model: object) -> torch.device:
+def model_device(model: object) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
     params = getattr(model, "parameters", None)
     if callable(params):
         for p in params():
@@ -140,9 +138,9 @@ def _setup(model: LatentModel, images: object, c: object, batch_size: object,
     Bernoulli log-probability of the decoder's logits. On the CPU the allocator keeps
     freed buffers (as in training, Performance appendix): only the speed changes.
     """
-    images = _check_images(images)
+    images = check_images(images)
     c = check_c(c)
-    device = _device(model)
+    device = model_device(model)
     if device.type == "cpu":
         keep_freed_memory()
     if check_likelihood(likelihood) == "bernoulli":
@@ -247,23 +245,6 @@ def iwae_from_weights(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor
     return (torch.logsumexp(grouped, dim=2) - math.log(k)).mean(1)
 
 
-def iwae_bound(model: LatentModel, images: torch.Tensor, c: float, k: int, *,
-               batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
-               generator: torch.Generator | None = None, seed: int = 0,
-               likelihood: str = "gaussian") -> torch.Tensor:
-    """Per-image importance-weighted estimate of log p(x) in nats, ``[N]``.
-
-    ``log (1/k) sum_i p(x, z_i) / q(z_i|x)`` with z_1..z_k ~ q(z|x), computed
-    with logsumexp so that weights of e^-300 do not underflow. ``k=1`` is a
-    one-sample ELBO estimate; larger k gives a tighter lower bound on log p(x)
-    (in expectation). See :func:`log_importance_weights` for the arguments.
-    """
-    log_w = log_importance_weights(model, images, c, k, batch_size=batch_size,
-                                   max_decodes=max_decodes, generator=generator, seed=seed,
-                                   likelihood=likelihood)
-    return iwae_from_weights(log_w)
-
-
 def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, *,
                batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
                generator: torch.Generator | None = None, seed: int = 0,
@@ -308,23 +289,6 @@ def elbo(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, *
 # ---------------------------------------------------------------- units
 
 LEVELS = 256  # an 8-bit pixel takes one of 256 values
-
-
-def bits_per_dim(log_px: torch.Tensor | float, n_dims: int = N_PIXELS) -> torch.Tensor | float:
-    """A log-likelihood in nats per image as bits per dimension, ``-log p / (D ln 2)``.
-
-    Applied to a *density* over continuous pixels this can be negative and depends
-    on the units of the pixels; the image-modelling literature's bits per dimension
-    are those of 8-bit images, :func:`bits_per_dim_8bit` (chapter 10).
-    """
-    check_k(n_dims, "number of dimensions")
-    return -log_px / (n_dims * math.log(2.0))
-
-
-def nats_from_bits_per_dim(bpd: torch.Tensor | float, n_dims: int = N_PIXELS) -> torch.Tensor | float:
-    """The inverse of :func:`bits_per_dim`: bits per dimension -> log p(x) in nats per image."""
-    check_k(n_dims, "number of dimensions")
-    return -bpd * n_dims * math.log(2.0)
 
 
 def is_8bit(images: torch.Tensor) -> bool:
@@ -375,118 +339,3 @@ def independent_pixels_bits_per_dim(train_images: torch.Tensor, test_images: tor
     log_p = (counts / counts.sum(1, keepdim=True)).log()                       # [D, 256]
     per_image = log_p.gather(1, test.T).sum(0)                                  # [N_test]
     return float(-per_image.mean() / (d * math.log(2.0)))
-
-
-# ---------------------------------------------------------------- a trained run, cached
-
-def evaluate_run(run: object, images: torch.Tensor, ks: Iterable[int] = (1, 10, 100, 1000), *,
-                 elbo_samples: int = 10, seed: int = 0, cache: bool = True) -> dict:
-    """ELBO and importance-weighted estimates for a trained :class:`~vae_tut.experiments.Run`.
-
-    Draws ``max(ks)`` samples per image once and reads every smaller k off the
-    same samples (averaging disjoint groups, :func:`iwae_from_weights`). Returns
-    a dict of per-image *means* in nats: ``elbo``, ``expected_log_lik``, ``kl``,
-    ``iwae`` (k -> mean estimate), ``gap_se`` (standard error of the mean of
-    the per-image gaps between the largest-k estimate and the ELBO), ``bits8``
-    (k -> 8-bit bits per dimension, :func:`bits_per_dim_8bit`, from the same samples
-    scored at dequantised copies of the images; ``None`` unless the images are 8-bit and the
-    decoder Gaussian; a Bernoulli run is scored on one fixed binarisation of the images), plus ``n_images``, ``seconds`` (the time the importance sampling took when it
-    was computed), ``label`` and ``cached`` (whether it was read back). With
-    ``cache=True`` the result is an entry of the run cache (:func:`vae_tut.store.cached`),
-    keyed by the run, the images, the settings and this module's code.
-    """
-    ks = sorted({check_k(k) for k in ks})
-    if not ks:
-        raise ConfigError("ks must name at least one number of samples")
-    images = _check_images(images)
-    config = run.config
-    likelihood = getattr(config, "likelihood", "gaussian")
-    if likelihood == "bernoulli":  # one fixed binarisation of the images, as in training's test set
-        images = binarize(images, torch.Generator().manual_seed(seed))
-
-    def compute(_scratch: Path) -> tuple[dict, dict]:
-        expected, kl = elbo_terms(run.model, images, config.c, elbo_samples, seed=seed,
-                                  likelihood=likelihood)
-        start = time.perf_counter()
-        eight_bit = likelihood == "gaussian" and is_8bit(images)
-        targets = [images, dequantize(images, seed + 2)] if eight_bit else [images]
-        log_ws = log_importance_weights_at(run.model, images, targets, config.c, max(ks), seed=seed + 1,
-                                           likelihood=likelihood)
-        log_w = log_ws[0]
-        seconds = time.perf_counter() - start
-        best = iwae_from_weights(log_w)
-        gap = best - (expected - kl)
-        result = {
-            "label": config.label(), "n_images": len(images), "seconds": seconds,
-            "threads": torch.get_num_threads(),
-            "elbo": float((expected - kl).mean()), "expected_log_lik": float(expected.mean()),
-            "kl": float(kl.mean()),
-            "iwae": {k: float(iwae_from_weights(log_w, k).mean()) for k in ks},
-            "gap_se": float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
-            # 8-bit bits per dimension from the same samples, at dequantised copies of the images
-            "bits8": None if len(log_ws) == 1 else {
-                k: float(bits_per_dim_8bit(iwae_from_weights(log_ws[1], k).mean(), images[0].numel()))
-                for k in ks},
-        }
-        return {**result, "cached": False}, {"result.json": result}
-
-    def load(folder: Path) -> dict:
-        try:
-            saved = json.loads((folder / "result.json").read_text())
-            saved["iwae"] = {int(k): v for k, v in saved["iwae"].items()}
-            if saved["bits8"] is not None:
-                saved["bits8"] = {int(k): v for k, v in saved["bits8"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            raise CacheError(f"likelihood entry {folder} is unreadable; delete it to compute it again") \
-                from None
-        return {**saved, "cached": True}
-
-    if not cache:
-        return compute(Path())[0]
-    digest = store.key_digest({
-        "run": config.key(), "ks": ks, "elbo_samples": elbo_samples, "seed": seed,
-        "n": len(images), "code": store.code_version([sys.modules[__name__]]),
-        "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
-    })
-    folder = cache_dir() / "likelihood" / f"{config.key()}-{digest}"
-    return store.cached(folder, compute, load)[0]
-
-
-# ---------------------------------------------------------------- chapter 10's estimates
-
-# The models whose likelihood chapter 10 estimates (`python -m vae_tut reproduce` computes them
-# in parallel before the book is built, so the chapter reads them from the cache).
-LIKELIHOOD_MODELS: dict[str, RunConfig] = {
-    "mlp-mnist-z2": BASE["mlp-mnist"],
-    "cnn-mnist-z2": BASE["cnn-mnist"],
-    "mlp-fashion-z2": BASE["mlp-fashion-mnist"],
-    "cnn-fashion-z2": BASE["cnn-fashion-mnist"],
-    "mlp-mnist-z10": LATENT["mlp-mnist-z10"],
-    "cnn-mnist-z10": LATENT["cnn-mnist-z10"],
-    "mlp-fashion-z10": LIKELIHOOD["mlp-fashion-mnist-z10"],
-    "cnn-fashion-z10": LIKELIHOOD["cnn-fashion-mnist-z10"],
-}
-
-
-# Chapter 5's sidebar: the Bernoulli-decoder runs, scored on binarised test images.
-BERNOULLI_MODELS: dict[str, RunConfig] = dict(BERNOULLI)
-
-
-def likelihood_settings() -> dict:
-    """Chapter 10's settings: the first 1,000 test images and k up to 1,000 (quick mode: 100 and 100)."""
-    quick = quick_mode()
-    return {"n_images": 100 if quick else 1000, "ks": (1, 10, 100) if quick else (1, 10, 100, 1000),
-            "elbo_samples": 10, "seed": 0}
-
-
-def estimate_likelihood(config: RunConfig, device: str | None = None) -> tuple[object, dict]:
-    """The cached run of ``config`` and its chapter-10 estimates (:func:`evaluate_run`), computed once."""
-    from .data import load_dataset
-
-    settings = likelihood_settings()
-    trained = run(config, device=device)
-    if device is not None:  # the estimate runs where the model is
-        trained.model.to(resolve_device(device))
-    images = load_dataset(trained.config.dataset, "test")[0][:settings["n_images"]]
-    return trained, evaluate_run(trained, images, ks=settings["ks"],
-                                 elbo_samples=settings["elbo_samples"], seed=settings["seed"])

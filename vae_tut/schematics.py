@@ -1,5 +1,6 @@
 """Schematic figures drawn at build time: the VAE's data flow, its graphical model, the two kinds of
-latent space, and the ELBO as a bar (chapters 3 and 4).
+latent space, the ELBO as a bar and the reparameterisation trick as a computational graph
+(chapters 3 and 4).
 
 Each function draws on a matplotlib ``Axes`` (a new figure when none is given) with a white
 background, so the figures read the same on the book's light and dark pages.
@@ -143,3 +144,53 @@ def elbo_bar(log_px: float, elbo: float, ax: Axes | None = None) -> Axes:
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     return ax
+
+
+def _node(ax: Axes, xy: tuple[float, float], text: str, random: bool = False) -> None:
+    """A graph node: a circle, dashed and orange for a random one, plain for a computed one."""
+    ax.add_patch(Circle(xy, 0.42, fc="#fde2c8" if random else "#dbe9f6", ec=INK, lw=1.3,
+                        ls="--" if random else "-"))
+    ax.text(*xy, text, ha="center", va="center", fontsize=12, color=INK)
+
+
+def reparameterisation_graph(axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
+    """The loss's computational graph with z sampled directly (left: the random node sits between
+    the encoder's outputs and the loss, so no gradient reaches phi) and reparameterised (right:
+    the noise eps enters from the side and the gradient flows back through z to phi). Forward
+    edges are black; the gradient's path is red and points backwards (chapter 4)."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
+        fig.patch.set_facecolor("white")
+    grad = "C3"
+    for ax, reparam in zip(axes, (False, True)):
+        _axes(ax, (5.5, 4.2))
+        phi, musd, z, loss = (0.6, 1.5), (2.2, 1.5), (3.9, 1.5), (5.6, 1.5)
+        _node(ax, phi, r"$\phi$")
+        _node(ax, musd, r"$\mu, \sigma$")
+        _node(ax, z, r"$\mathbf{z}$", random=not reparam)
+        _node(ax, loss, r"$\mathcal{L}$")
+        for a, b in ((phi, musd), (musd, z), (z, loss)):
+            _arrow(ax, (a[0] + 0.45, a[1] + 0.08), (b[0] - 0.45, b[1] + 0.08))
+        if reparam:
+            eps = (3.9, 3.1)
+            _node(ax, eps, r"$\varepsilon$", random=True)
+            _arrow(ax, (eps[0], eps[1] - 0.45), (z[0], z[1] + 0.45))
+            ax.text(eps[0] + 0.55, eps[1], r"$\varepsilon \sim \mathcal{N}(0, I)$: the only random node",
+                    ha="left", va="center", fontsize=10, color=INK)
+            for a, b in ((loss, z), (z, musd), (musd, phi)):
+                _arrow(ax, (a[0] - 0.45, a[1] - 0.2), (b[0] + 0.45, b[1] - 0.2), colour=grad)
+            ax.text(3.1, 0.55, r"$\nabla_\phi \mathcal{L}$ flows back through "
+                    r"$\mathbf{z} = \mu + \sigma \odot \varepsilon$", ha="center", va="center",
+                    fontsize=10, color=grad)
+            ax.set_title("reparameterised: randomness enters from the side", fontsize=11)
+        else:
+            _arrow(ax, (loss[0] - 0.45, loss[1] - 0.2), (z[0] + 0.45, z[1] - 0.2), colour=grad)
+            ax.text((musd[0] + z[0]) / 2, z[1] - 0.2, "x", ha="center", va="center", fontsize=16, color=grad)
+            ax.text(3.1, 0.55, r"$\mathbf{z} \sim q_\phi(\mathbf{z}\mid\mathbf{x})$ is drawn, not computed:"
+                    "\nthe gradient stops at the random node", ha="center", va="center",
+                    fontsize=10, color=grad)
+            ax.set_title("sampled directly: no path from the loss to $\\phi$", fontsize=11)
+        ax.set_xlim(0, 7.6)
+        ax.set_ylim(0.1, 3.7)
+        ax.set_aspect("equal")
+    return axes

@@ -1,0 +1,197 @@
+"""Chapter 10's likelihood estimates of the book's trained runs, computed once and cached.
+
+:mod:`vae_tut.evaluate` holds the estimators; this module names the runs chapter 10
+scores (:data:`LIKELIHOOD_MODELS`, and chapter 5's Bernoulli sidebar,
+:data:`BERNOULLI_MODELS`), its settings, and keeps each run's estimates in the run
+cache under ``likelihood/``. An entry's key holds the run's checksum (so a model
+with other weights is scored afresh, never served another's numbers), the images,
+the settings, and the code of the estimators (:data:`CODE_VERSION`), but not the
+lists above: adding a model keeps every other estimate. Like a run's entry, its
+numbers carry a SHA-256 checked when they are read back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from . import evaluate, losses, store
+from .data import load_dataset
+from .errors import CacheError, ConfigError
+from .evaluate import (bits_per_dim_8bit, check_images, check_k, dequantize, elbo_terms, is_8bit,
+                       iwae_from_weights, log_importance_weights_at, model_device)
+from .experiments import BASE, BERNOULLI, LATENT, LIKELIHOOD, Run, RunConfig, cache_dir, quick_mode, run
+from .losses import binarize
+from .train import resolve_device
+
+# The models whose likelihood chapter 10 estimates (`python -m vae_tut reproduce`, or the book
+# build's `_ext/train_grid.py`, computes them in parallel first, so the chapter reads them).
+LIKELIHOOD_MODELS: dict[str, RunConfig] = {
+    "mlp-mnist-z2": BASE["mlp-mnist"],
+    "cnn-mnist-z2": BASE["cnn-mnist"],
+    "mlp-fashion-z2": BASE["mlp-fashion-mnist"],
+    "cnn-fashion-z2": BASE["cnn-fashion-mnist"],
+    "mlp-mnist-z10": LATENT["mlp-mnist-z10"],
+    "cnn-mnist-z10": LATENT["cnn-mnist-z10"],
+    "mlp-fashion-z10": LIKELIHOOD["mlp-fashion-mnist-z10"],
+    "cnn-fashion-z10": LIKELIHOOD["cnn-fashion-mnist-z10"],
+}
+
+# Chapter 5's sidebar: the Bernoulli-decoder runs, scored on binarised test images.
+BERNOULLI_MODELS: dict[str, RunConfig] = dict(BERNOULLI)
+
+
+def likelihood_settings() -> dict[str, Any]:
+    """Chapter 10's settings: the first 1,000 test images and k up to 1,000 (quick mode: 100 and 100)."""
+    quick = quick_mode()
+    return {"n_images": 100 if quick else 1000, "ks": (1, 10, 100) if quick else (1, 10, 100, 1000),
+            "elbo_samples": 10, "seed": 0}
+
+
+def _check_ks(ks: Iterable[int]) -> list[int]:
+    """The distinct numbers of samples, sorted; :class:`ConfigError` unless each is a whole number >= 1."""
+    checked = sorted({check_k(k) for k in ks})
+    if not checked:
+        raise ConfigError("ks must name at least one number of samples")
+    return checked
+
+
+def _scored_images(images: object, config: RunConfig, seed: int) -> torch.Tensor:
+    """The images a run is scored on: as given, or one fixed binarisation for a Bernoulli decoder."""
+    images = check_images(images)
+    if config.likelihood == "bernoulli":  # as training's test set is
+        images = binarize(images, torch.Generator().manual_seed(seed))
+    return images
+
+
+def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int, seed: int) -> Path:
+    """The cache folder of ``trained``'s estimates on ``images`` (already :func:`_scored_images`)."""
+    checksum = getattr(trained, "checksum", "")
+    if not checksum:
+        raise ConfigError("only a run of vae_tut.experiments.run (it has a checksum) is cached; "
+                          "pass cache=False")
+    config = trained.config
+    digest = store.key_digest({
+        "config": config.as_dict(), "checksum": checksum, "ks": ks, "elbo_samples": elbo_samples,
+        "seed": seed, "code": CODE_VERSION, "torch": torch.__version__,
+        "device": model_device(trained.model).type,
+        "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
+    })
+    return cache_dir() / "likelihood" / f"{config.arch}-{config.kind}-{config.dataset}-z{config.z}-{digest}"
+
+
+def _numbers_checksum(result: dict[str, Any]) -> str:
+    """SHA-256 of the numbers as ``result.json`` holds them (keys as text, sorted)."""
+    as_written = json.loads(json.dumps(result))
+    return hashlib.sha256(json.dumps(as_written, sort_keys=True).encode()).hexdigest()
+
+
+def evaluate_run(trained: Run, images: torch.Tensor, ks: Iterable[int] = (1, 10, 100, 1000), *,
+                 elbo_samples: int = 10, seed: int = 0, cache: bool = True) -> dict[str, Any]:
+    """ELBO and importance-weighted estimates for a trained :class:`~vae_tut.experiments.Run` (chapter 10).
+
+    Draws ``max(ks)`` samples per image once and reads every smaller k off the
+    same samples (averaging disjoint groups, :func:`~vae_tut.evaluate.iwae_from_weights`).
+    Returns a dict of per-image *means* in nats: ``elbo``, ``expected_log_lik``, ``kl``,
+    ``iwae`` (k -> mean estimate), ``gap_se`` (standard error of the mean of the
+    per-image gaps between the largest-k estimate and the ELBO), ``bits8`` (k -> 8-bit
+    bits per dimension, :func:`~vae_tut.evaluate.bits_per_dim_8bit`, from the same
+    samples scored at dequantised copies of the images; ``None`` unless the images
+    are 8-bit and the decoder Gaussian; a Bernoulli run is scored on one fixed
+    binarisation of the images), plus ``n_images``, ``seconds`` (the time the
+    importance sampling took when it was computed), ``threads``, ``label`` and
+    ``cached`` (whether it was read back). With ``cache=True`` the result is an entry
+    of the run cache (:func:`vae_tut.store.cached`, key: see this module's docstring).
+    """
+    ks = _check_ks(ks)
+    config = trained.config
+    images = _scored_images(images, config, seed)
+
+    def compute(_scratch: Path) -> tuple[dict, dict]:
+        expected, kl = elbo_terms(trained.model, images, config.c, elbo_samples, seed=seed,
+                                  likelihood=config.likelihood)
+        start = time.perf_counter()
+        eight_bit = config.likelihood == "gaussian" and is_8bit(images)
+        targets = [images, dequantize(images, seed + 2)] if eight_bit else [images]
+        log_ws = log_importance_weights_at(trained.model, images, targets, config.c, max(ks),
+                                           seed=seed + 1, likelihood=config.likelihood)
+        seconds = time.perf_counter() - start
+        gap = iwae_from_weights(log_ws[0]) - (expected - kl)
+        result = {
+            "label": config.label(), "n_images": len(images), "seconds": seconds,
+            "threads": torch.get_num_threads(),
+            "elbo": float((expected - kl).mean()), "expected_log_lik": float(expected.mean()),
+            "kl": float(kl.mean()),
+            "iwae": {k: float(iwae_from_weights(log_ws[0], k).mean()) for k in ks},
+            "gap_se": float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
+            # 8-bit bits per dimension from the same samples, at dequantised copies of the images
+            "bits8": None if len(log_ws) == 1 else {
+                k: float(bits_per_dim_8bit(iwae_from_weights(log_ws[1], k).mean(), images[0].numel()))
+                for k in ks},
+        }
+        files = {"result.json": {**result, "checksum": _numbers_checksum(result)}}
+        return {**result, "cached": False}, files
+
+    def load(folder: Path) -> dict:
+        advice = "delete it to compute it again"
+        try:
+            saved = json.loads((folder / "result.json").read_text())
+            checksum = saved.pop("checksum", None)
+        except (OSError, ValueError, AttributeError):
+            raise CacheError(f"likelihood entry {folder} is unreadable; {advice}") from None
+        if checksum != _numbers_checksum(saved):
+            raise CacheError(f"likelihood entry {folder}: its numbers do not match their checksum "
+                             f"(changed after they were computed); {advice}")
+        try:
+            saved["iwae"] = {int(k): v for k, v in saved["iwae"].items()}
+            if saved["bits8"] is not None:
+                saved["bits8"] = {int(k): v for k, v in saved["bits8"].items()}
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise CacheError(f"likelihood entry {folder} lacks its estimates; {advice}") from None
+        return {**saved, "cached": True}
+
+    if not cache:
+        return compute(Path())[0]
+    return store.cached(_entry(trained, images, ks, elbo_samples, seed), compute, load)[0]
+
+
+# ---------------------------------------------------------------- chapter 10's estimates
+
+def _chapter_run(config: RunConfig, device: str | None) -> tuple[Run, torch.Tensor]:
+    """The cached run of ``config`` (on ``device``) and the test images chapter 10 scores it on."""
+    trained = run(config, device=device)
+    if device is not None:  # the estimate runs where the model is
+        trained.model.to(resolve_device(device))
+    images = load_dataset(trained.config.dataset, "test")[0][:likelihood_settings()["n_images"]]
+    return trained, images
+
+
+def estimate_likelihood(config: RunConfig, device: str | None = None) -> tuple[Run, dict[str, Any]]:
+    """The cached run of ``config`` and its chapter-10 estimates (:func:`evaluate_run`), computed once."""
+    settings = likelihood_settings()
+    trained, images = _chapter_run(config, device)
+    return trained, evaluate_run(trained, images, ks=settings["ks"],
+                                 elbo_samples=settings["elbo_samples"], seed=settings["seed"])
+
+
+def is_estimated(config: RunConfig, device: str | None = None) -> bool:
+    """Whether :func:`estimate_likelihood` would only read the cache (``False`` while the run is untrained)."""
+    dev = resolve_device(device)
+    if not (cache_dir() / config.resolved(dev).key(dev)).is_dir():
+        return False
+    settings = likelihood_settings()
+    trained, images = _chapter_run(config, device)
+    images = _scored_images(images, trained.config, settings["seed"])
+    return _entry(trained, images, _check_ks(settings["ks"]), settings["elbo_samples"],
+                  settings["seed"]).is_dir()
+
+
+# What computes an estimate's numbers, hashed once at import (as a run's key is):
+# the estimators, the losses they share with training, and evaluate_run itself.
+CODE_VERSION: str = store.code_version([evaluate, losses, evaluate_run])
