@@ -108,3 +108,9 @@ def test_the_chapters_type_no_unguarded_verdict():
     bad, stale = typed_verdicts.check(notebooks)
     assert [f"{s.notebook}: {s.text}" for s in bad] == []
     assert stale == []
+
+
+def test_a_field_in_an_assert_message_cannot_stand_for_the_verdict():
+    """An f-string field (or a glued value) stands for a few words, not for the rest of the sentence."""
+    code = 'assert std > 1, f"The means are {verdict}."\n'
+    assert typed_verdicts.unguarded(_nb(SENTENCE, code), "x")
