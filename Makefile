@@ -34,9 +34,13 @@ book: data
 book-quick: data
 	VAE_TUT_QUICK=1 VAE_TUT_PROGRESS=0 $(BIN)/jupyter-book build . -W -n --keep-going --path-output _build_quick
 
-# Unit tests, tests on the real data, and every chapter notebook in quick mode, spread over one
-# single-thread pytest worker per core (a file's tests, and so a notebook's cells, stay together).
+# Static checks of the package (ruff's lint and format check, mypy), then unit tests, tests on the
+# real data, and every chapter notebook in quick mode, spread over one single-thread pytest worker
+# per core (a file's tests, and so a notebook's cells, stay together).
 test: data
+	$(BIN)/ruff check vae_tut
+	$(BIN)/ruff format --check vae_tut
+	$(BIN)/mypy
 	VAE_TUT_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax -m "not browser" -n auto --dist loadfile
 
 # Every page of a built book in headless Chromium, offline: by default the quick build (needs

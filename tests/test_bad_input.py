@@ -1,29 +1,49 @@
-"""Every bad input a new user tried (issue "One store, one set of helpers"), replayed.
+"""Every bad input a new user tried (issues "One store, one set of helpers" and "Bad input and
+faults, round two"), replayed.
 
 Each gives a clear one-line error (a :class:`~vae_tut.errors.VaeTutError` from the
-API, exit status 2 from the command line) or a correct result; none a traceback or
-a silent wrong number. Inputs that need a whole training run to set up are tested
-where that run already is: test_store (two trainings into one cache),
-test_experiments (edited or truncated cache entries), test_data (a corrupt .gz, a
-partial set, a file rewritten with its old mtime) and test_cli (--out).
+API, exit status 2 from the command line) or a correct result; none a traceback, a hang
+or a silent wrong number. One test per kind of mistake, parametrised over its examples:
+bad arguments to the training API, every public function of the analysis and figure modules
+walked with empty, NaN, float64, wrong-shape and numpy input (section 5), data files that
+cannot be trusted or read (section 1), file-system faults (section 2), damaged exported
+decoders (section 3) and on/off variables (section 4). Inputs that need a whole training run
+to set up are tested where that run already is: test_store (two trainings into one cache, a
+lock held elsewhere), test_experiments (edited or truncated cache entries), test_data (a
+corrupt .gz, a partial set, torchvision's processed files) and test_cli (--out).
 """
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
-import numpy as np
-import pytest
-import torch
+import matplotlib
 
-from vae_tut import data
-from vae_tut.cli import main
-from vae_tut.errors import CacheError, ConfigError, DataError, VaeTutError
-from vae_tut.evaluate import elbo
-from vae_tut.latent import encode
-from vae_tut.losses import kl_divergence, reconstruction_loss
-from vae_tut.models import build_model
-from vae_tut.train import average_loss, fit
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from vae_tut import analysis, classifier, cli, data, figures, latent, plots, web, widgets  # noqa: E402
+from vae_tut.cli import main  # noqa: E402
+from vae_tut.errors import CacheError, ConfigError, DataError, TrainingDiverged, VaeTutError  # noqa: E402
+from vae_tut.evaluate import elbo  # noqa: E402
+from vae_tut.experiments import RunConfig  # noqa: E402
+from vae_tut.latent import encode  # noqa: E402
+from vae_tut.losses import kl_divergence, reconstruction_loss  # noqa: E402
+from vae_tut.models import build_model  # noqa: E402
+from vae_tut.train import average_loss, fit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = torch.rand(8, 1, 28, 28)
 
@@ -76,9 +96,26 @@ def test_api_input_gives_a_clear_error(name):
 
 
 def _one_line(capsys, argv, text):
-    assert main(argv) == 2
+    code = None
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2, err
     assert len(err) == 1 and text in err[0] and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize("error", [ConfigError, DataError, CacheError, TrainingDiverged])
+def test_every_package_error_is_one_line_exit_2(capsys, monkeypatch, error):
+    """The command line turns each of the package's error types into its one line and status 2."""
+    def fails(args):
+        raise error(f"the {error.__name__} line")
+
+    monkeypatch.setattr(cli, "_cmd_train", fails)
+    line = _one_line(capsys, ["train"], f"the {error.__name__} line")
+    assert line == f"python -m vae_tut train: error: the {error.__name__} line"
 
 
 def test_cache_root_is_a_file(capsys, tmp_path, monkeypatch):
@@ -93,20 +130,20 @@ def test_data_root_is_a_file(capsys, tmp_path, monkeypatch):
     _one_line(capsys, ["data", "--dataset", "fashion-mnist"], "is a file, not a folder")
 
 
-def test_read_only_cache_without_the_entry(capsys, real_data, monkeypatch):
+def test_read_only_cache_without_the_entry(capsys, monkeypatch):
     import filelock
 
     def read_only(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(filelock.FileLock, "acquire", read_only)
-    _one_line(capsys, ["train", "--quick", "--epochs", "1"], "cannot write to the cache folder")
+    _one_line(capsys, ["train", "--quick", "--epochs", "1"], "cannot write the lock file")
 
 
-def test_read_only_data_root_with_a_corrupt_file(capsys, real_data, tmp_path, monkeypatch):
+def test_read_only_data_root_with_a_corrupt_file(capsys, tiny_data, tmp_path, monkeypatch):
     raw = data.DATASETS["mnist"].raw_dir(tmp_path)
-    shutil.copytree(data.DATASETS["mnist"].raw_dir(real_data), raw)
-    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\0" * 10008)
+    shutil.copytree(tiny_data.raw, raw)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\0" * tiny_data.info.files[3].size)
 
     def read_only(self, target):
         raise PermissionError(13, "Permission denied")
@@ -116,21 +153,19 @@ def test_read_only_data_root_with_a_corrupt_file(capsys, real_data, tmp_path, mo
               "is corrupt and cannot be moved aside")
 
 
-def test_no_download_with_three_of_four_files(capsys, real_data, tmp_path, monkeypatch):
+def test_no_download_with_three_of_four_files(capsys, tiny_data, tmp_path):
     raw = data.DATASETS["mnist"].raw_dir(tmp_path)
-    shutil.copytree(data.DATASETS["mnist"].raw_dir(real_data), raw)
+    shutil.copytree(tiny_data.raw, raw)
     (raw / "train-labels-idx1-ubyte").unlink()
-    monkeypatch.setattr(data, "local_sources", lambda name: [])
     _one_line(capsys, ["data", "--root", str(tmp_path), "--dataset", "mnist", "--no-download"],
               "lacks train-labels-idx1-ubyte")
 
 
-def test_load_dataset_prepares_missing_data_on_first_use(real_data, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "local_sources", lambda name: [data.DATASETS[name].raw_dir(real_data)])
-    monkeypatch.setenv("VAE_TUT_NO_DOWNLOAD", "1")
-    images, labels = data.load_dataset("mnist", "test", root=tmp_path)
-    assert images.shape == (10000, 1, 28, 28) and len(labels) == 10000
-    data.check_dataset("mnist", tmp_path)
+def test_load_dataset_prepares_missing_data_on_first_use(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "local_sources", lambda name: [tiny_data.raw])
+    images, labels = data.load_dataset("mnist", "test", root=tmp_path / "fresh")
+    assert torch.equal(images, tiny_data.expected["test"][0]) and torch.equal(labels, tiny_data.expected["test"][1])
+    data.check_dataset("mnist", tmp_path / "fresh")
 
 
 def test_load_dataset_without_sources_or_download_says_how(tmp_path, monkeypatch):
@@ -140,5 +175,363 @@ def test_load_dataset_without_sources_or_download_says_how(tmp_path, monkeypatch
         data.load_dataset("fashion-mnist", "train", root=tmp_path)
 
 
-def test_unknown_cache_error_is_a_vae_tut_error():
-    assert issubclass(CacheError, VaeTutError) and issubclass(ConfigError, VaeTutError)
+# ---------------------------------------------------------------- section 1: data files
+
+def _unreadable_raw_file(tiny_data, monkeypatch):
+    """A raw file with mode 000. Tests run as root, where chmod does not bite: reading it fails instead."""
+    target = tiny_data.raw / "train-images-idx3-ubyte"
+    target.chmod(0)
+    real = Path.read_bytes
+
+    def refuse(self):
+        if self == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    return ["train", "--quick"], "train-images-idx3-ubyte: cannot be read (Permission denied)"
+
+
+def _read_only_root_needing_a_copy(tiny_data, monkeypatch, tmp_path):
+    """An empty data root that cannot be written, while a local package holds the files."""
+    monkeypatch.setattr(data, "local_sources", lambda name: [tiny_data.raw])
+    empty = tmp_path / "read-only"
+    empty.mkdir()
+    real_mkdir = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if str(self).startswith(str(empty)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    return ["data", "--root", str(empty), "--dataset", "mnist"], "cannot write to the data folder"
+
+
+def _broken_symlink_root(tiny_data, monkeypatch, tmp_path):
+    link = tmp_path / "data-link"
+    link.symlink_to(tmp_path / "gone")
+    monkeypatch.setenv("VAE_TUT_DATA", str(link))
+    return ["train", "--quick"], "is a broken symbolic link"
+
+
+DATA_FAULTS = {
+    "raw file with mode 000": lambda t, m, p: _unreadable_raw_file(t, m),
+    "read-only root that needs a file copied in": _read_only_root_needing_a_copy,
+    "VAE_TUT_DATA a broken symlink": _broken_symlink_root,
+}
+
+
+@pytest.mark.parametrize("name", DATA_FAULTS)
+def test_data_faults_one_line(capsys, tiny_data, tmp_path, monkeypatch, name):
+    argv, text = DATA_FAULTS[name](tiny_data, monkeypatch, tmp_path)
+    _one_line(capsys, argv, text)
+
+
+# ---------------------------------------------------------------- section 2: file-system faults
+
+LONG = "x" * 300  # one path part over the 255 characters a file system allows
+
+
+@pytest.mark.parametrize("where", ["--out", "--root", "VAE_TUT_CACHE"])
+def test_a_path_part_too_long_is_one_line(capsys, tmp_path, monkeypatch, where):
+    monkeypatch.chdir(tmp_path)
+    if where == "--out":
+        argv, text = ["reproduce", "--quick", "--only", "ae", "--out", str(tmp_path / LONG / "t.md")], "--out"
+    elif where == "--root":
+        argv, text = ["data", "--root", str(tmp_path / LONG), "--no-download"], "File name too long"
+    else:
+        monkeypatch.setenv("VAE_TUT_CACHE", str(tmp_path / LONG))
+        argv, text = ["train", "--quick", "--epochs", "1"], "File name too long"
+    _one_line(capsys, argv, text)
+
+
+def test_a_cache_in_proc_fails_at_once(tmp_path):
+    """/proc refuses new files with ENOENT, which filelock takes for a race and retries for ever."""
+    env = {**os.environ, "VAE_TUT_CACHE": "/proc", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "vae_tut", "train", "--quick", "--epochs", "1"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "cannot write the lock file /proc/." in lines[0] and ".lock" in lines[0]
+
+
+def test_reproduce_out_in_proc_fails_before_training(capsys):
+    _one_line(capsys, ["reproduce", "--quick", "--only", "ae", "--out", "/proc/x.md"],
+              "--out /proc/x.md cannot be written")
+    from vae_tut.experiments import cache_dir
+    assert not cache_dir().exists() or not any(cache_dir().iterdir())
+
+
+def test_a_lock_held_elsewhere_is_waited_for_then_named(capsys, tmp_path, monkeypatch):
+    import fcntl
+
+    from vae_tut import store
+
+    folder = tmp_path / "entry"
+    lock_file = tmp_path / ".entry.lock"
+    monkeypatch.setattr(store, "LOCK_NOTE_AFTER", 0.1)
+    with open(lock_file, "w") as holder:  # another process's lock: flock on another open file
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(CacheError) as caught:
+            store.cached(folder, lambda s: (1, {}), lambda f: 1, timeout=0.5)
+    assert str(lock_file) in str(caught.value) and "\n" not in str(caught.value)
+    assert capsys.readouterr().err.strip() == f"waiting for {lock_file} (held by another process)"
+
+
+# ---------------------------------------------------------------- section 3: exported decoders
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One exported decoder (the ONNX export takes seconds), copied by each test that damages it."""
+    torch.manual_seed(0)
+    run = SimpleNamespace(config=RunConfig(z=2).resolved("cpu"), model=build_model("mlp", 2).eval())
+    cache = tmp_path_factory.mktemp("exported")
+    path, meta = web.decoder_entry(run, cache)
+    return run, path.parent, meta
+
+
+def _truncate(entry, name):
+    blob = (entry / name).read_bytes()
+    (entry / name).write_bytes(blob[:len(blob) // 2])
+
+
+def _edit_checks(entry):
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["checks"][1]["pixels"][100] = 0.5
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+ENTRY_DAMAGE = {
+    "truncated meta.json": (lambda e: _truncate(e, "meta.json"), "is unreadable"),
+    "meta.json without keys": (lambda e: (e / "meta.json").write_text("{}"), "meta.json lacks"),
+    "truncated decoder.onnx": (lambda e: _truncate(e, "decoder.onnx"), "does not match its checksum"),
+    "edited check pixels": (_edit_checks, "does not match its checksum"),
+    "decoder.onnx missing": (lambda e: (e / "decoder.onnx").unlink(), "is unreadable"),
+}
+
+
+@pytest.mark.parametrize("damage", ENTRY_DAMAGE)
+def test_a_damaged_exported_decoder_is_one_line(exported, tmp_path, damage):
+    run, entry, meta = exported
+    assert web.load_entry(entry) == meta  # the intact entry passes its checksum
+    cache = tmp_path / "cache"
+    copy = web.entries_root(cache) / entry.name
+    shutil.copytree(entry, copy)
+    spoil, text = ENTRY_DAMAGE[damage]
+    spoil(copy)
+    with pytest.raises(CacheError) as caught:
+        web.decoder_entry(run, cache)
+    message = str(caught.value)
+    assert text in message and str(copy) in message and "\n" not in message, message
+
+
+# ---------------------------------------------------------------- section 4: on/off variables
+
+@pytest.mark.parametrize("value, quick", [("1", True), ("true", True), ("Yes", True), ("on", True),
+                                          ("0", False), ("false", False), ("no", False), ("OFF", False),
+                                          ("", False)])
+def test_quick_flag_values(monkeypatch, value, quick):
+    from vae_tut.experiments import quick_mode
+
+    monkeypatch.setenv("VAE_TUT_QUICK", value)
+    assert quick_mode() is quick
+    assert RunConfig().resolved("cpu").is_quick is quick
+
+
+@pytest.mark.parametrize("variable", ["VAE_TUT_QUICK", "VAE_TUT_NO_DOWNLOAD", "VAE_TUT_PROGRESS"])
+def test_an_unknown_flag_value_is_one_line(capsys, monkeypatch, variable):
+    monkeypatch.setenv(variable, "maybe")
+    _one_line(capsys, ["train", "--epochs", "1"], f"${variable}='maybe' is not an on/off value")
+
+
+def test_an_empty_root_is_the_default_root(capsys, tmp_path, monkeypatch):
+    """``data --root ''`` and ``VAE_TUT_DATA=''`` both mean the default root, never the current folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(data, "local_sources", lambda name: [])
+    default = tmp_path / "xdg" / "vae_tut" / "data"
+    for argv, env in ((["data", "--root", "", "--dataset", "mnist", "--no-download"], None),
+                      (["data", "--dataset", "mnist", "--no-download"], "")):
+        if env is not None:
+            monkeypatch.setenv("VAE_TUT_DATA", env)
+        line = _one_line(capsys, argv, "not in the data root")
+        assert f"data root {default}." in line, line
+    assert not (tmp_path / "MNIST").exists()
+
+
+# ---------------------------------------------------------------- section 5: every public function
+
+def _fake_run(z=2):
+    torch.manual_seed(0)
+    return SimpleNamespace(config=RunConfig(z=z).resolved("cpu"), model=build_model("mlp", z).eval())
+
+
+MODEL = build_model("mlp", 2).eval()
+IMAGES = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+LABELS = torch.arange(6) % 3
+CODES = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+VARS = torch.rand(6, 2, generator=torch.Generator().manual_seed(2)) + 0.1
+KINDS = ("empty", "NaN", "float64", "wrong shape", "numpy")
+INTEGER_KINDS = ("empty", "NaN", "float64", "wrong shape", "numpy", "negative")
+
+
+def _spoil(good, kind):
+    """``good`` made bad in one way."""
+    if kind == "empty":
+        return good[:0]
+    if kind == "NaN":
+        bad = good.clone().float()
+        bad.view(-1)[0] = float("nan")
+        return bad
+    if kind == "float64":
+        return good.double()
+    if kind == "wrong shape":
+        return good.unsqueeze(-1)
+    if kind == "numpy":
+        return good.numpy()
+    if kind == "negative":
+        bad = good.clone()
+        bad[0] = -1
+        return bad
+    raise AssertionError(kind)
+
+
+# public function (and which argument) -> (call with that argument replaced, its good value, bad kinds)
+WALK = {
+    "analysis.posterior_samples(means)": (lambda x: analysis.posterior_samples(x, VARS), CODES, KINDS),
+    "analysis.posterior_samples(variances)": (lambda x: analysis.posterior_samples(CODES, x), VARS, KINDS),
+    "analysis.kl_per_dim": (lambda x: analysis.kl_per_dim(MODEL, x), IMAGES, KINDS),
+    "analysis.unit_activity": (analysis.unit_activity, CODES, KINDS),
+    "analysis.active_mask": (analysis.active_mask, VARS[:, 0].contiguous(), KINDS),
+    "analysis.aggregate_std": (lambda x: analysis.aggregate_std(x, VARS), CODES, KINDS),
+    "analysis.marginal_kl": (lambda x: analysis.marginal_kl(CODES, x, n_samples=10), VARS, KINDS),
+    "analysis.aggregate_gaussian_samples": (lambda x: analysis.aggregate_gaussian_samples(x, VARS, 4), CODES, KINDS),
+    "analysis.nearest_code(samples)": (lambda x: analysis.nearest_code(x, CODES), CODES, KINDS),
+    "analysis.nearest_code(codes)": (lambda x: analysis.nearest_code(CODES, x), CODES, KINDS),
+    "analysis.nearest_code_distance": (lambda x: analysis.nearest_code_distance(x, CODES), CODES, KINDS),
+    "analysis.distortion": (lambda x: analysis.distortion(MODEL, x), IMAGES, KINDS),
+    "analysis.rate": (lambda x: analysis.rate(MODEL, x), IMAGES, KINDS),
+    "latent.encode": (lambda x: latent.encode(MODEL, x), IMAGES, KINDS),
+    "latent.decode": (lambda x: latent.decode(MODEL, x), CODES, KINDS),
+    # float64 is fine here: chapter 1 joins two float64 images
+    "latent.interpolate": (lambda x: latent.interpolate(x, CODES[1]), CODES[0].clone(),
+                           ("empty", "NaN", "wrong shape", "numpy")),
+    "latent.extent": (latent.extent, CODES, KINDS),
+    "plots.image_grid": (lambda x: plots.image_grid(x, nrow=3), IMAGES, KINDS),
+    "plots.latent_scatter(codes)": (lambda x: plots.latent_scatter(x, LABELS), CODES, KINDS),
+    "plots.latent_scatter(labels)": (lambda x: plots.latent_scatter(CODES, x), LABELS, INTEGER_KINDS),
+    "figures.latent_map(images)": (lambda x: figures.latent_map(MODEL, x, LABELS), IMAGES, KINDS),
+    "figures.latent_map(labels)": (lambda x: figures.latent_map(MODEL, IMAGES, x), LABELS, INTEGER_KINDS),
+    "figures.latent_map(path)": (lambda x: figures.latent_map(MODEL, IMAGES, LABELS, path=x), CODES, KINDS),
+    "figures.interpolation_codes": (lambda x: figures.interpolation_codes(MODEL, x, IMAGES[1]), IMAGES[0].clone(),
+                                    KINDS),
+    "figures.latent_figure(images)": (lambda x: figures.latent_figure(MODEL, x, LABELS, (0, 1), "t"), IMAGES, KINDS),
+    "figures.latent_figure(labels)": (lambda x: figures.latent_figure(MODEL, IMAGES, x, (0, 1), "t"), LABELS,
+                                      INTEGER_KINDS),
+    "web.explorer(images)": (lambda x: web.explorer(_fake_run(), x, LABELS), IMAGES, KINDS),
+    "web.explorer(labels)": (lambda x: web.explorer(_fake_run(), IMAGES, x), LABELS, INTEGER_KINDS),
+    "web.explorer(encoded)": (lambda x: web.explorer(_fake_run(), IMAGES, LABELS, encoded=(x, VARS)), CODES, KINDS),
+    "web.sweep_frame": (lambda x: web.sweep_frame(_fake_run(), x, "c", n_recon=2), IMAGES, KINDS),
+    "web.grid_png": (lambda x: web.grid_png(x, nrow=3), IMAGES, KINDS),
+    "classifier.class_probabilities": (classifier.class_probabilities, IMAGES, KINDS),
+    "classifier.sample_quality": (classifier.sample_quality, IMAGES, KINDS),
+    "classifier.verdict": (classifier.verdict, torch.full((4, 10), 0.1), KINDS),
+    "widgets.LatentExplorer(codes)": (lambda x: widgets.LatentExplorer(MODEL, x, LABELS), CODES, KINDS),
+    "widgets.LatentExplorer(labels)": (lambda x: widgets.LatentExplorer(MODEL, CODES, x), LABELS, INTEGER_KINDS),
+    "widgets.latent_explorer": (lambda x: widgets.latent_explorer(MODEL, x, LABELS), CODES, KINDS),
+}
+# public names of the walked modules that take no tensor (or only a model or a run)
+NO_TENSOR = {
+    "analysis.prior_samples", "analysis.negative_elbo_nats", "latent.grid_codes", "latent.normal_quantile_codes",
+    "plots.class_colour", "plots.figure_png", "plots.history_curves", "figures.prior_sample_grid",
+    "figures.manifold", "figures.generation_figure", "web.PixelDecoder", "web.export_decoder",
+    "web.check_codes", "web.entry_checksum", "web.entry_name", "web.entries_root", "web.model_file",
+    "web.decoder_entry", "web.load_entry", "web.WebBlock", "web.sweep", "classifier.build_classifier",
+    "classifier.Classifier", "classifier.SampleQuality", "classifier.load_classifier",
+}
+CASES = [(name, kind) for name, (_, _, kinds) in WALK.items() for kind in kinds]
+
+
+def test_the_walk_covers_every_public_function():
+    walked = {name.split("(")[0] for name in WALK}
+    for module in (analysis, latent, plots, figures, web, classifier, widgets):
+        short = module.__name__.rsplit(".", 1)[1]
+        for attr, obj in vars(module).items():
+            if attr.startswith("_") or not callable(obj) or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            assert f"{short}.{attr}" in walked | NO_TENSOR, f"{short}.{attr} is neither walked nor listed"
+
+
+@pytest.fixture
+def _no_training_or_export(monkeypatch):
+    """An untrained classifier instead of the cached one, and the explorers' static picture only:
+    the walk checks input, not what training or the ONNX export would make of it."""
+    untrained = classifier.Classifier(classifier.build_classifier().eval(), "mnist", 0.0, True)
+    monkeypatch.setattr(classifier, "load_classifier", lambda dataset="mnist": untrained)
+
+    def no_onnx(*args, **kwargs):
+        raise ImportError("the walk skips the export")
+
+    monkeypatch.setattr(web, "decoder_entry", no_onnx)
+
+
+@pytest.mark.parametrize("name, kind", CASES, ids=[f"{n}-{k}" for n, k in CASES])
+def test_public_functions_reject_bad_tensors(_no_training_or_export, name, kind):
+    call, good, _ = WALK[name]
+    call(good)  # the good input works
+    with pytest.raises(ConfigError) as caught:
+        call(_spoil(good, kind))
+    assert "\n" not in str(caught.value)
+    plt.close("all")
+
+
+MISMATCHES = {
+    "encode(batch_size=0)": (lambda: latent.encode(MODEL, IMAGES, batch_size=0), "batch size"),
+    "decode(batch_size=0)": (lambda: latent.decode(MODEL, CODES, batch_size=0), "batch size"),
+    "nearest_code(batch_size=0)": (lambda: analysis.nearest_code(CODES, CODES, batch_size=0), "batch size"),
+    "marginal_kl(batch_size=0)": (lambda: analysis.marginal_kl(CODES, VARS, batch_size=0), "batch size"),
+    "decode codes of the wrong width": (lambda: latent.decode(MODEL, torch.zeros(3, 5)), "[N, 2], got shape [3, 5]"),
+    "nearest_code of two widths": (lambda: analysis.nearest_code(CODES, torch.zeros(3, 5)), "[N, 2]"),
+    "explorer codes of the wrong width": (
+        lambda: web.explorer(_fake_run(), IMAGES, LABELS, encoded=(torch.zeros(6, 3), torch.ones(6, 3))), "[N, 2]"),
+    "LatentExplorer codes of the wrong width": (lambda: widgets.LatentExplorer(MODEL, torch.zeros(6, 3), LABELS),
+                                                "[N, 2]"),
+    "means and variances of two shapes": (lambda: analysis.aggregate_std(CODES, VARS[:3]), "same shape"),
+    "unit_activity of one image": (lambda: analysis.unit_activity(CODES[:1]), "at least 2 rows"),
+    "aggregate_gaussian_samples of one image": (
+        lambda: analysis.aggregate_gaussian_samples(CODES[:1], VARS[:1], 4), "at least 2 rows"),
+    "explorer with one image": (lambda: web.explorer(_fake_run(), IMAGES[:1], LABELS[:1]), "at least two images"),
+    "latent_scatter with fewer labels than codes": (lambda: plots.latent_scatter(CODES, LABELS[:3]), "one label per"),
+    "latent_scatter class names missing": (lambda: plots.latent_scatter(CODES, LABELS, class_names=["a"]),
+                                           "class_names must name every label"),
+    "latent_figure pair out of range": (lambda: figures.latent_figure(MODEL, IMAGES, LABELS, (0, 6), "t"),
+                                        "pair index"),
+    "interpolation_codes of a batch": (lambda: figures.interpolation_codes(MODEL, IMAGES, IMAGES), "one image"),
+    "manifold of a 3-D model": (lambda: figures.manifold(build_model("mlp", 3)), "2-D latent space"),
+    "interpolate with one step": (lambda: latent.interpolate(CODES[0], CODES[1], steps=1), "steps"),
+    "prior_samples(n=0)": (lambda: analysis.prior_samples(0, 2), "number of samples"),
+    "normal_quantile_codes(tail=0)": (lambda: latent.normal_quantile_codes(5, tail=0.0), "tail"),
+    "verdict of numbers above 1": (lambda: classifier.verdict(torch.full((2, 10), -0.5)), ">= 0"),
+    "history_curves of no epochs": (lambda: plots.history_curves([]), "history must be"),
+    "sweep without frames": (lambda: web.sweep([], [], "z"), "at least one value"),
+    "unknown classifier data set": (lambda: classifier.class_probabilities(IMAGES, "cifar"), "unknown dataset 'cifar'"),
+}
+
+
+@pytest.mark.parametrize("name", MISMATCHES)
+def test_mismatched_arguments_give_a_clear_error(_no_training_or_export, name):
+    call, text = MISMATCHES[name]
+    with pytest.raises(ConfigError) as caught:
+        call()
+    message = str(caught.value)
+    assert text in message and "\n" not in message, message
+    plt.close("all")
+
+
+def test_explorer_with_one_class_and_negative_labels(_no_training_or_export):
+    run = _fake_run()
+    block = web.explorer(run, IMAGES, torch.zeros(6, dtype=torch.int64), pair=None)  # one class: works
+    assert [g["index"] for g in block.data["gallery"]] == [0, 1] and block.data["pair"] == [0, 1]
+    with pytest.raises(ConfigError, match="labels must be >= 0"):
+        web.explorer(run, IMAGES, LABELS - 1)

@@ -117,7 +117,13 @@ def test_book_row_refuses_a_cache_that_is_not_empty(tmp_path):
 
 
 def test_committed_results_render():
+    """Every committed kind is a column, and each one's measured test-suite time shows in its cell."""
     kinds = report.load_all()
     assert kinds, "benchmarks/results/ holds no results"
-    table = report.side_by_side(kinds)
-    assert table.count("\n") >= 3
+    lines = report.side_by_side(kinds).splitlines()
+    header = lines[0]
+    assert all(report.kind_heading(results) in header for results in kinds.values())
+    cells = [c.strip() for c in next(line for line in lines if "make test" in line).split("|")[3:-1]]
+    for results, cell in zip(kinds.values(), cells):
+        minutes = results["rows"].get("tests", {}).get("minutes")
+        assert (f"{minutes:.1f} min" in cell) if minutes is not None else cell == ""

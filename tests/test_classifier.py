@@ -43,3 +43,28 @@ def test_quick_classifier_tells_digits_from_noise(monkeypatch, real_data):
         load_classifier("cifar")
     with pytest.raises(ConfigError):
         sample_quality(torch.rand(2, 784), "mnist")
+
+
+@pytest.mark.parametrize("damage", ["accuracy edited", "weights truncated", "result.json truncated"])
+def test_a_damaged_classifier_entry_is_one_line(monkeypatch, damage):
+    """The classifier's cache entry carries a checksum of its weights and accuracy, like a run's."""
+    import json
+
+    from vae_tut import classifier
+    from vae_tut.errors import CacheError
+
+    monkeypatch.setattr(classifier, "_fit", lambda dataset, quick: (classifier.build_classifier().eval(), 0.5))
+    first = load_classifier("mnist")
+    assert load_classifier("mnist").test_accuracy == first.test_accuracy == 0.5  # read back intact
+    (entry,) = [p for p in (classifier.store.root("runs") / "classifier").iterdir() if not p.name.startswith(".")]
+    if damage == "accuracy edited":
+        meta = json.loads((entry / "result.json").read_text())
+        meta["test_accuracy"] = 0.99
+        (entry / "result.json").write_text(json.dumps(meta))
+    else:
+        name = "model.pt" if damage == "weights truncated" else "result.json"
+        blob = (entry / name).read_bytes()
+        (entry / name).write_bytes(blob[:len(blob) // 2])
+    with pytest.raises(CacheError) as caught:
+        load_classifier("mnist")
+    assert str(entry) in str(caught.value) and "\n" not in str(caught.value)

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_data_without_any_source_one_line_exit_2(capsys, tmp_path, monkeypatch):
                              "--no-download"], "not in the data root")
 
 
-def test_corrupt_cache_one_line_exit_2(capsys, real_data, monkeypatch):
+def test_corrupt_cache_one_line_exit_2(capsys, monkeypatch):
     from vae_tut.experiments import RunConfig, cache_dir
     monkeypatch.setenv("VAE_TUT_QUICK", "1")
     entry = cache_dir() / RunConfig(epochs=1).resolved().key()
@@ -110,23 +111,17 @@ def test_module_entry_point_has_no_traceback(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
 
 
-def test_non_finite_loss_one_line_exit_2(capsys, real_data):
+def test_non_finite_loss_one_line_exit_2(capsys, tiny_data):
     line = _one_line_error(capsys, ["train", "--quick", "--lr", "1e6"], "loss became")
     assert "epoch 1, batch" in line
 
 
-def test_truncated_data_file_one_line_exit_2(capsys, real_data, tmp_path, monkeypatch):
-    import shutil
-    from vae_tut.data import DATASETS
-    info = DATASETS["mnist"]
-    raw = info.raw_dir(tmp_path)
-    shutil.copytree(info.raw_dir(real_data), raw)
-    (raw / "train-images-idx3-ubyte").write_bytes(b"\0" * 1000)
-    monkeypatch.setenv("VAE_TUT_DATA", str(tmp_path))
+def test_truncated_data_file_one_line_exit_2(capsys, tiny_data):
+    (tiny_data.raw / "train-images-idx3-ubyte").write_bytes(b"\0" * 1000)
     _one_line_error(capsys, ["train", "--quick"], "train-images-idx3-ubyte", "wrong size")
 
 
-def test_checkpoint_of_another_config_one_line_exit_2(capsys, real_data, monkeypatch):
+def test_checkpoint_of_another_config_one_line_exit_2(capsys, tiny_data, monkeypatch):
     import json as json_
     from vae_tut.experiments import RunConfig, cache_dir
     monkeypatch.setenv("VAE_TUT_QUICK", "1")
@@ -139,7 +134,7 @@ def test_checkpoint_of_another_config_one_line_exit_2(capsys, real_data, monkeyp
     _one_line_error(capsys, ["train", "--epochs", "1"], "another config")
 
 
-def test_absent_device_one_line_exit_2(capsys, real_data):
+def test_absent_device_one_line_exit_2(capsys):
     import torch
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -167,3 +162,18 @@ def test_a_root_that_is_a_file_one_line_exit_2(capsys, tmp_path, monkeypatch, va
     (tmp_path / "file").write_text("")
     monkeypatch.setenv(variable, str(tmp_path / "file"))
     _one_line_error(capsys, argv, "is a file, not a folder")
+
+
+def test_out_check_opens_the_file_and_leaves_it_as_it_was(tmp_path):
+    """``reproduce`` opens ``--out`` for appending before training: no new file is left behind, an
+    existing one keeps its content, and a file that cannot be created is a one-line ConfigError."""
+    from vae_tut.cli import _check_writable
+    from vae_tut.errors import ConfigError
+
+    fresh, kept = tmp_path / "new.md", tmp_path / "old.md"
+    kept.write_text("old table")
+    _check_writable(fresh)
+    _check_writable(kept)
+    assert not fresh.exists() and kept.read_text() == "old table"
+    with pytest.raises(ConfigError, match=r"--out /proc/x\.md cannot be written"):
+        _check_writable(Path("/proc/x.md"))

@@ -28,7 +28,7 @@ def test_real_data_first_labels(real_data):
     assert load_dataset("fashion-mnist", "train")[1][:5].tolist() == [9, 0, 0, 3, 0]
 
 
-def _copy_root(src_root, dst_root, name):
+def _copy_root(src_root, dst_root, name="mnist"):
     raw_src = DATASETS[name].raw_dir(src_root)
     raw_dst = DATASETS[name].raw_dir(dst_root)
     raw_dst.mkdir(parents=True)
@@ -37,22 +37,44 @@ def _copy_root(src_root, dst_root, name):
     return raw_dst
 
 
-def test_truncated_file_is_named(real_data, tmp_path):
-    raw = _copy_root(real_data, tmp_path, "mnist")
+def test_tiny_data_loads_as_written(tiny_data):
+    for split in ("train", "test"):
+        x, y = load_dataset("mnist", split)
+        want_x, want_y = tiny_data.expected[split]
+        assert x.dtype == torch.float32 and y.dtype == torch.int64
+        assert torch.equal(x, want_x) and torch.equal(y, want_y)
+
+
+def test_torchvision_processed_files_are_never_read(tiny_data):
+    """Blank ``processed/training.pt`` and ``test.pt`` (what torchvision's MNIST class would load
+    first) change nothing: the values come from the verified IDX bytes."""
+    processed = tiny_data.root / "MNIST" / "processed"
+    processed.mkdir()
+    for name, n in (("training.pt", 512), ("test.pt", 128)):
+        torch.save((torch.zeros(n, 28, 28, dtype=torch.uint8), torch.zeros(n, dtype=torch.int64)),
+                   processed / name)
+    for split in ("train", "test"):
+        x, y = load_dataset("mnist", split)
+        want_x, want_y = tiny_data.expected[split]
+        assert x.max() > 0 and torch.equal(x, want_x) and torch.equal(y, want_y)
+
+
+def test_truncated_file_is_named(tiny_data, tmp_path):
+    raw = _copy_root(tiny_data.root, tmp_path)
     target = raw / "t10k-labels-idx1-ubyte"
     target.write_bytes(target.read_bytes()[:-10])
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: wrong size"):
         load_dataset("mnist", "test", root=tmp_path)
 
 
-def test_corrupt_file_is_named(real_data, tmp_path):
-    raw = _copy_root(real_data, tmp_path, "fashion-mnist")
+def test_corrupt_file_is_named(tiny_data, tmp_path):
+    raw = _copy_root(tiny_data.root, tmp_path)
     target = raw / "train-labels-idx1-ubyte"
     blob = bytearray(target.read_bytes())
     blob[100] ^= 0xFF
     target.write_bytes(bytes(blob))
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte: SHA-256 does not match"):
-        load_dataset("fashion-mnist", "train", root=tmp_path)
+        load_dataset("mnist", "train", root=tmp_path)
 
 
 def test_missing_data_lists_three_ways(tmp_path, monkeypatch):
@@ -73,35 +95,35 @@ def test_unknown_dataset_and_split(tmp_path):
         load_dataset("mnist", "valid", root=tmp_path)
 
 
-def _gzipped_package(real_data, tmp_path):
-    """A folder with MNIST's four files gzipped, as the Debian package ships Fashion-MNIST's."""
+def _gzipped_package(source_root, tmp_path):
+    """A folder with the four files gzipped, as the Debian package ships Fashion-MNIST's."""
     package = tmp_path / "package"
     package.mkdir()
     for f in DATASETS["mnist"].files:
-        with open(DATASETS["mnist"].raw_dir(real_data) / f.name, "rb") as fin, \
+        with open(DATASETS["mnist"].raw_dir(source_root) / f.name, "rb") as fin, \
                 gzip.open(package / (f.name + ".gz"), "wb", compresslevel=1) as fout:
             shutil.copyfileobj(fin, fout)
     return package
 
 
-def test_prepare_copies_gzipped_package_files(real_data, tmp_path, monkeypatch):
+def test_prepare_copies_gzipped_package_files(tiny_data, tmp_path, monkeypatch):
     """The Debian-package path: gzipped files in a folder, decompressed and verified."""
-    package = _gzipped_package(real_data, tmp_path)
+    package = _gzipped_package(tiny_data.root, tmp_path)
     monkeypatch.setattr(data, "local_sources", lambda name: [package])
     root = tmp_path / "root"
     said = []
     prepare(["mnist"], root=root, download=False, say=said.append)
     assert check_dataset("mnist", root).is_dir()
     assert any("copied from" in s for s in said)
-    assert load_dataset("mnist", "test", root=root)[0].shape == (10000, 1, 28, 28)
+    assert torch.equal(load_dataset("mnist", "test", root=root)[0], tiny_data.expected["test"][0])
 
 
-def test_prepare_rejects_a_bad_package_file(real_data, tmp_path, monkeypatch):
+def test_prepare_rejects_a_bad_package_file(tiny_data, tmp_path, monkeypatch):
     package = tmp_path / "package"
     package.mkdir()
     for f in DATASETS["mnist"].files:
-        shutil.copy(DATASETS["mnist"].raw_dir(real_data) / f.name, package / f.name)
-    (package / "train-labels-idx1-ubyte").write_bytes(b"\0" * 60008)
+        shutil.copy(tiny_data.raw / f.name, package / f.name)
+    (package / "train-labels-idx1-ubyte").write_bytes(b"\0" * DATASETS["mnist"].files[1].size)
     monkeypatch.setattr(data, "local_sources", lambda name: [package])
     said = []
     with pytest.raises(DataError, match=r"lacks train-labels-idx1-ubyte \(the other files are there\)"):
@@ -109,11 +131,11 @@ def test_prepare_rejects_a_bad_package_file(real_data, tmp_path, monkeypatch):
     assert any("rejected" in s and "train-labels-idx1-ubyte" in s for s in said)
 
 
-def test_prepare_rejects_a_gz_file_with_a_flipped_byte(real_data, tmp_path, monkeypatch):
-    package = _gzipped_package(real_data, tmp_path)
+def test_prepare_rejects_a_gz_file_with_a_flipped_byte(tiny_data, tmp_path, monkeypatch):
+    package = _gzipped_package(tiny_data.root, tmp_path)
     broken = package / "t10k-labels-idx1-ubyte.gz"
     blob = bytearray(broken.read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
+    blob[-6] ^= 0xFF  # in the CRC-32 of the trailer: the file no longer matches its checksum
     broken.write_bytes(bytes(blob))
     monkeypatch.setattr(data, "local_sources", lambda name: [package])
     said = []
@@ -122,10 +144,10 @@ def test_prepare_rejects_a_gz_file_with_a_flipped_byte(real_data, tmp_path, monk
     assert any("rejected" in s and "t10k-labels-idx1-ubyte.gz" in s for s in said), said
 
 
-def test_a_file_rewritten_with_its_old_mtime_is_checked_again(real_data, tmp_path):
+def test_a_file_rewritten_with_its_old_mtime_is_checked_again(tiny_data, tmp_path):
     import os
 
-    raw = _copy_root(real_data, tmp_path, "mnist")
+    raw = _copy_root(tiny_data.root, tmp_path)
     check_dataset("mnist", tmp_path)
     path = raw / "t10k-labels-idx1-ubyte"
     stat = path.stat()
@@ -137,10 +159,10 @@ def test_a_file_rewritten_with_its_old_mtime_is_checked_again(real_data, tmp_pat
         check_dataset("mnist", tmp_path)
 
 
-def test_prepare_moves_a_corrupt_existing_file_aside(real_data, tmp_path, monkeypatch):
-    raw = _copy_root(real_data, tmp_path, "mnist")
+def test_prepare_moves_a_corrupt_existing_file_aside(tiny_data, tmp_path, monkeypatch):
+    raw = _copy_root(tiny_data.root, tmp_path)
     (raw / "t10k-images-idx3-ubyte").write_bytes(b"junk")
-    monkeypatch.setattr(data, "local_sources", lambda name: [DATASETS["mnist"].raw_dir(real_data)])
+    monkeypatch.setattr(data, "local_sources", lambda name: [tiny_data.raw])
     said = []
     prepare(["mnist"], root=tmp_path, download=False, say=said.append)
     assert (raw / "t10k-images-idx3-ubyte.rejected").exists()
@@ -153,3 +175,25 @@ def test_data_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("VAE_TUT_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert data.data_root() == tmp_path / "xdg" / "vae_tut" / "data"
+
+
+def test_an_empty_root_means_the_default_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    default = tmp_path / "xdg" / "vae_tut" / "data"
+    monkeypatch.setenv("VAE_TUT_DATA", "")
+    assert data.data_root() == default and data.data_root("") == default
+    monkeypatch.delenv("VAE_TUT_DATA")
+    assert data.data_root("") == default
+
+
+@pytest.mark.parametrize("value, allowed", [("", True), ("0", True), ("false", True), ("No", True),
+                                            ("off", True), ("1", False), ("true", False), ("YES", False)])
+def test_no_download_flag_values(monkeypatch, value, allowed):
+    monkeypatch.setenv("VAE_TUT_NO_DOWNLOAD", value)
+    assert data.download_allowed() is allowed
+
+
+def test_no_download_flag_unknown_value(monkeypatch):
+    monkeypatch.setenv("VAE_TUT_NO_DOWNLOAD", "maybe")
+    with pytest.raises(ConfigError, match=r"VAE_TUT_NO_DOWNLOAD='maybe' is not an on/off value"):
+        data.download_allowed()

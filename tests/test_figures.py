@@ -8,8 +8,15 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from vae_tut.figures import (generation_figure, interpolation, interpolation_codes, latent_figure,
-                             latent_map, manifold, prior_sample_grid)
+from vae_tut.errors import ConfigError
+from vae_tut.figures import (
+    generation_figure,
+    interpolation_codes,
+    latent_figure,
+    latent_map,
+    manifold,
+    prior_sample_grid,
+)
 from vae_tut.models import build_model
 
 
@@ -31,10 +38,9 @@ def test_panels_return_one_axes_each(arch, data):
     model = build_model(arch, 2)
     panels = [prior_sample_grid(model, n_side=3), manifold(model, n_side=4),
               latent_map(model, images, labels, class_names=[f"c{k}" for k in range(10)],
-                         path=torch.zeros(5, 2)),
-              interpolation(model, images[0], images[1], steps=5)]
+                         path=torch.zeros(5, 2))]
     assert all(isinstance(ax, Axes) for ax in panels)
-    assert len({id(ax.figure) for ax in panels}) == 4  # each drew its own figure
+    assert len({id(ax.figure) for ax in panels}) == 3  # each drew its own figure
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
@@ -80,7 +86,7 @@ def test_two_dimensional_views_refuse_other_latent_sizes(data):
     images, labels = data
     model = build_model("mlp", 3)
     prior_sample_grid(model, n_side=2)  # sampling works for any z
-    with pytest.raises(ValueError, match="2-D latent space"):
+    with pytest.raises(ConfigError, match="2-D latent space"):
         manifold(model)
-    with pytest.raises(ValueError, match="2-D latent space"):
+    with pytest.raises(ConfigError, match="2-D latent space"):
         latent_map(model, images, labels)

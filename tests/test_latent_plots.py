@@ -21,10 +21,34 @@ def test_encode_decode_shapes_vae_and_ae():
     assert img.shape == (50, 1, 28, 28) and 0 <= img.min() and img.max() <= 1
 
 
+class KnownEncoder(torch.nn.Module):
+    """A stand-in VAE whose posterior is known: mean 4p - 2 from the first two pixels p, variance 0.25."""
+
+    latent_dim = 2
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.modes = []
+
+    def encode(self, x):
+        self.modes.append(self.training)
+        mean = 4 * x.flatten(1)[:, :2] - 2
+        return mean, torch.full_like(mean, 0.25)
+
+
 def test_encode_gives_the_posterior_mean():
-    vae = build_model("mlp", 2).eval()
-    x = torch.rand(10, 1, 28, 28)
-    assert torch.allclose(encode(vae, x)[0], vae.encode(x)[0])
+    """encode returns the encoder's means and variances (not samples), batch by batch, in eval mode."""
+    x = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model = KnownEncoder().train()
+    means, variances = encode(model, x, batch_size=3)
+    assert torch.equal(means, 4 * x.flatten(1)[:, :2] - 2)
+    assert torch.equal(variances, torch.full((10, 2), 0.25))
+    assert model.modes == [False] * 4 and model.training  # 4 batches in eval mode, training mode restored
+    # a real VAE: the same means on every call, while its forward pass draws a new z each time
+    vae = build_model("mlp", 2).train()
+    first, again = encode(vae, x)[0], encode(vae, x)[0]
+    assert torch.equal(first, again)
 
 
 def test_grid_codes_layout():

@@ -13,7 +13,7 @@ import pytest
 from vae_tut import store
 from vae_tut.errors import CacheError, ConfigError, DataError
 from vae_tut.experiments import RunConfig, cache_dir
-from vae_tut.parallel import Task, check_jobs, run_tasks
+from vae_tut.parallel import check_jobs, run_tasks, training_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,8 +64,42 @@ def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
-    with pytest.raises(CacheError, match="cannot write to the cache folder"):
+    with pytest.raises(CacheError, match=r"cannot write the lock file .*\.entry\.lock"):
         store.cached(tmp_path / "entry", lambda s: (1, {}), lambda f: 1)
+
+
+def test_a_lock_released_while_waiting_is_taken(tmp_path, monkeypatch, capsys):
+    import fcntl
+    import threading
+
+    monkeypatch.setattr(store, "LOCK_NOTE_AFTER", 0.1)
+    holder = open(tmp_path / ".entry.lock", "w")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    threading.Timer(0.5, holder.close).start()  # the other process finishes
+    value = store.cached(tmp_path / "entry", lambda s: (7, {"result.json": 7}),
+                         lambda f: json.loads((f / "result.json").read_text()), timeout=30)
+    assert value == (7, False)
+    assert capsys.readouterr().err.strip() == f"waiting for {tmp_path / '.entry.lock'} (held by another process)"
+
+
+def test_an_entry_replaced_while_read_is_read_again_under_the_lock(tmp_path):
+    """A reader that finds the entry half-replaced (--retrain in another process) waits for the
+    lock and reads the new entry, instead of calling it unreadable."""
+    store.write_atomic_dir(tmp_path / "entry", {"result.json": 1})
+    reads = []
+
+    def load(folder):
+        reads.append(folder)
+        if len(reads) == 1:  # the moment between moving the old entry away and renaming the new one in
+            raise CacheError(f"cache entry {folder} is unreadable")
+        return json.loads((folder / "result.json").read_text())
+
+    assert store.cached(tmp_path / "entry", lambda s: (2, {}), load) == (1, True)
+    assert len(reads) == 2
+    # an entry that stays broken under the lock is reported, not computed over
+    with pytest.raises(CacheError, match="unreadable"):
+        store.cached(tmp_path / "entry", lambda s: (2, {}),
+                     lambda f: (_ for _ in ()).throw(CacheError(f"cache entry {f} is unreadable")))
 
 
 def test_two_processes_training_one_config_both_succeed(real_data, tmp_path):
@@ -94,9 +128,9 @@ def test_grid_in_two_workers(real_data, monkeypatch):
     monkeypatch.setenv("VAE_TUT_QUICK", "1")
     configs = [RunConfig(epochs=1).resolved(), RunConfig(epochs=1, seed=1).resolved()]
     lines = []
-    run_tasks([Task(f"run{i}", c) for i, c in enumerate(configs)], 2, say=lines.append, interval=0)
+    run_tasks([training_task(f"run{i}", c) for i, c in enumerate(configs)], 2, say=lines.append, interval=0)
     for config in configs:
         assert (cache_dir() / config.key() / "result.json").exists()
-    assert sum("done in" in line for line in lines) == 2
+    assert sum(line.startswith("[") and ": done in" in line for line in lines) == 2
     assert any(line.startswith("[1/2] run0: epoch 1/1,") and "s/epoch" in line and "ETA" in line
                for line in lines), lines

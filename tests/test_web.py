@@ -10,14 +10,14 @@ import re
 from types import SimpleNamespace
 
 import numpy as np
+import onnxruntime as ort  # the test extra (pip install -e ".[test]")
 import pytest
 import torch
 
 from vae_tut import web
+from vae_tut.errors import ConfigError
 from vae_tut.experiments import RunConfig
 from vae_tut.models import build_model
-
-import onnxruntime as ort  # the test extra (pip install -e ".[test]")
 
 
 def fake_run(arch="mlp", z=2, seed=0):
@@ -54,6 +54,7 @@ def test_decoder_entry_is_made_once_and_keyed_by_the_run(tmp_path):
     assert path.parent.name.startswith(r.config.key() + "-onnx-")
     assert path.parent.parent == web.entries_root()
     assert meta["run"] == r.config.key() and meta["z"] == 2
+    assert meta["checksum"] == web.entry_checksum(meta, path.read_bytes())  # checked on every load
     stamp = path.stat().st_mtime_ns
     again, meta2 = web.decoder_entry(r)
     assert again == path and again.stat().st_mtime_ns == stamp and meta2 == meta
@@ -74,7 +75,7 @@ def test_decoder_entry_is_made_once_and_keyed_by_the_run(tmp_path):
 
 @pytest.mark.parametrize("bad", ["", "../x.onnx", "a/b.onnx", ".hidden"])
 def test_model_file_refuses_paths(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="not the name of an exported decoder"):
         web.model_file(bad)
 
 
@@ -136,7 +137,7 @@ def test_sweep_block_has_one_frame_per_value():
     assert 'data-start="1"' in block.markup
     srcs = re.findall(r'class="vae-sweep-samples" alt="[^"]*" src="([^"]+)"', block.markup)
     assert len(srcs) == 2 and srcs[0] != srcs[1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="one list of frames per slider value"):
         web.sweep(rows, ["only one"], "latent size")
 
 

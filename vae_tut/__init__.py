@@ -1,9 +1,19 @@
 """vae_tut: the small package behind the book *Variational Autoencoders, from first principles*.
 
-Modules, one concern each: :mod:`~vae_tut.data` (MNIST and Fashion-MNIST),
-:mod:`~vae_tut.models` (the report's networks), :mod:`~vae_tut.losses` (the
-negative ELBO), :mod:`~vae_tut.train` (the training loop),
-:mod:`~vae_tut.experiments` (named, cached runs) and :mod:`~vae_tut.cli`.
+Modules, one concern each (the README's module table says which chapter uses which):
+
+- data: MNIST and Fashion-MNIST as tensors, from files checked against their SHA-256
+- models, losses, train: the report's networks, the negative ELBO, the training loop
+- experiments, store, parallel: named runs of the report's grid, the cache that keeps them,
+  the grid in worker processes
+- latent, analysis, classifier, evaluate, likelihood: encoding and decoding, how a model
+  uses its latent space, the classifier verdict on samples, log-likelihood estimates
+- plots, figures, schematics, report, widgets, web: the chapters' figures, tables,
+  and latent explorers (with a kernel, and in the browser)
+- reproduction: the report's KL of 14 and its candidate explanations
+- validation, errors: one way to check input, and the one-line errors it raises
+- cli (with __main__): ``python -m vae_tut``
+
 Importing the package does nothing else: no downloads, no global settings.
 """
 

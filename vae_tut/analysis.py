@@ -14,20 +14,41 @@ import math
 import torch
 from torch import nn
 
+from . import validation
+from .data import N_PIXELS
+from .errors import ConfigError
 from .latent import decode, encode
 from .losses import check_c, gaussian_log_constant, kl_per_dimension
-from .data import N_PIXELS
+from .models import MAX_LATENT
+from .validation import codes as check_codes
+from .validation import finite, same_shape, whole
+
+
+def _posteriors(means: object, variances: object, rows: int = 1, positive: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``means`` and ``variances`` if both are finite float32 ``[N, z]`` of one shape (N >= ``rows``)."""
+    means = check_codes(means, "means", rows=rows)
+    variances = check_codes(variances, "variances", rows=rows, least=0.0)
+    same_shape(means, variances, "means and variances")
+    if positive and float(variances.min()) <= 0:
+        raise ConfigError("every variance must be > 0 (log q(z) needs it)")
+    return means, variances
 
 
 # ---------------------------------------------------------------- random codes
 
 def prior_samples(n: int, z: int, seed: int = 0) -> torch.Tensor:
     """``n`` codes drawn from the prior N(0, I) in ``z`` dimensions, reproducibly (chapters 8-9)."""
+    whole(n, "number of samples", 1)
+    whole(z, "latent size z", 1, MAX_LATENT)
+    validation.seed(seed)
     return torch.randn(n, z, generator=torch.Generator().manual_seed(seed))
 
 
 def posterior_samples(means: torch.Tensor, variances: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """One code ``z ~ q(z|x) = N(mean, diag(var))`` per row, reproducibly (chapters 8-9)."""
+    means, variances = _posteriors(means, variances)
+    validation.seed(seed)
     eps = torch.randn(means.shape, generator=torch.Generator().manual_seed(seed))
     return means + variances.sqrt() * eps
 
@@ -44,7 +65,10 @@ def kl_per_dim(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def unit_activity(means: torch.Tensor) -> torch.Tensor:
-    """Burda et al.'s activity per dimension: the variance over images of E_q[z_j], ``[z]`` (chapter 8)."""
+    """Burda et al.'s activity per dimension: the variance over images of E_q[z_j], ``[z]`` (chapter 8).
+
+    A variance needs at least two images."""
+    check_codes(means, "means", rows=2)
     return means.var(0)
 
 
@@ -53,6 +77,8 @@ ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active when its activi
 
 def active_mask(activity: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
     """Which latent dimensions are active: ``activity > threshold`` (chapter 8)."""
+    validation.tensor(activity, "activity", (None,), least=0.0)
+    finite(threshold, "threshold", 0)
     return activity > threshold
 
 
@@ -62,6 +88,7 @@ def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
     By the law of total variance it is ``sqrt(Var_x(mean) + E_x[var])``; the
     prior's is 1 in every dimension.
     """
+    means, variances = _posteriors(means, variances)
     return (means.var(0, unbiased=False) + variances.mean(0)).sqrt()
 
 
@@ -76,6 +103,10 @@ def marginal_kl(means: torch.Tensor, variances: torch.Tensor, n_samples: int = 2
     I(x; z) + KL(q(z) || p), where the mutual information of the N-image mixture is at
     most log N.
     """
+    means, variances = _posteriors(means, variances, positive=True)
+    whole(n_samples, "n_samples", 1)
+    whole(batch_size, "batch size", 1)
+    validation.seed(seed)
     n, z = means.shape
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randint(n, (n_samples,), generator=gen)
@@ -99,6 +130,9 @@ def aggregate_gaussian_samples(means: torch.Tensor, variances: torch.Tensor, n: 
     (law of total variance). Sampling from it instead of N(0, I) is the simplest way to put
     samples where the encoded data are.
     """
+    means, variances = _posteriors(means, variances, rows=2)  # a covariance needs two codes
+    whole(n, "number of samples", 1)
+    validation.seed(seed)
     centre = means.mean(0)
     cov = torch.cov(means.T.double()).reshape(means.shape[1], means.shape[1]) \
         + torch.diag(variances.mean(0).double())
@@ -112,6 +146,9 @@ def aggregate_gaussian_samples(means: torch.Tensor, variances: torch.Tensor, n: 
 def nearest_code(samples: torch.Tensor, codes: torch.Tensor,
                  batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """Distance from each row of ``samples`` to the nearest row of ``codes``, and its index (chapters 2, 8)."""
+    samples = check_codes(samples, "samples")
+    codes = check_codes(codes, "codes", samples.shape[1])
+    whole(batch_size, "batch size", 1)
     distances, indices = [], []
     for start in range(0, len(samples), batch_size):
         d = torch.cdist(samples[start:start + batch_size], codes)
@@ -130,6 +167,7 @@ def nearest_code_distance(samples: torch.Tensor, codes: torch.Tensor, batch_size
 
 def distortion(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
     """Mean squared error per pixel between ``images`` and their decodings of one z ~ q(z|x) (chapter 9)."""
+    validation.seed(seed)
     means, variances = encode(model, images)
     codes = means if variances is None else posterior_samples(means, variances, seed)
     return float((decode(model, codes) - images).pow(2).mean())
@@ -146,7 +184,8 @@ def negative_elbo_nats(mse_per_pixel: float, kl: float, c: float, n_pixels: int 
     ``D * mse / (2c) + (D/2) log(2 pi c) + KL``: the training loss plus
     :func:`~vae_tut.losses.gaussian_log_constant`, an upper bound on -log p(x).
     """
+    finite(mse_per_pixel, "mean squared error per pixel", 0)
+    finite(kl, "KL", 0)
+    whole(n_pixels, "number of pixels", 1)
     return n_pixels * mse_per_pixel / (2.0 * check_c(c)) + gaussian_log_constant(c, n_pixels) + kl
 
-
-# ---------------------------------------------------------------- how images look

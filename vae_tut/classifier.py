@@ -17,21 +17,24 @@ to trust it.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from . import store
+from . import store, validation
 from .data import DATASETS, check_images, load_dataset
-from .errors import CacheError, ConfigError
+from .errors import CacheError
+from .experiments import QUICK_TRAIN_SIZE
 
 EPOCHS = 3
-QUICK_TRAIN_SIZE = 2048
 N_CLASSES = 10
 
 
@@ -92,13 +95,19 @@ def _fit(dataset: str, quick: bool, seed: int = 0) -> tuple[nn.Module, float]:
     return model, float((predicted == test_y.long()).float().mean())
 
 
+def _checksum(meta: dict, weights: bytes) -> str:
+    """SHA-256 over the weights' bytes and the accuracy, so an edited entry is caught on load."""
+    digest = hashlib.sha256(weights)
+    digest.update(json.dumps({k: meta[k] for k in ("test_accuracy", "quick")}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def load_classifier(dataset: str = "mnist") -> Classifier:
     """The cached classifier of ``dataset``, trained on first use (about a minute on a laptop CPU;
     quick mode, ``$VAE_TUT_QUICK=1``: the first 2,048 training images only)."""
     from .experiments import cache_dir, quick_mode
 
-    if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
+    validation.one_of(dataset, DATASETS, "dataset")
     quick = quick_mode()
     digest = store.key_digest({"dataset": dataset, "quick": quick, "epochs": EPOCHS,
                                "code": store.code_version([sys.modules[__name__], load_dataset])})
@@ -106,16 +115,27 @@ def load_classifier(dataset: str = "mnist") -> Classifier:
 
     def compute(_scratch: Path) -> tuple[Classifier, dict]:
         model, accuracy = _fit(dataset, quick)
-        files = {"model.pt": model.state_dict(), "result.json": {"test_accuracy": accuracy, "quick": quick}}
-        return Classifier(model, dataset, accuracy, quick), files
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        meta: dict[str, Any] = {"test_accuracy": accuracy, "quick": quick}
+        meta["checksum"] = _checksum(meta, buffer.getvalue())
+        return Classifier(model, dataset, accuracy, quick), {"model.pt": buffer.getvalue(), "result.json": meta}
 
     def load(entry: Path) -> Classifier:
+        advice = "delete it to train it again"
         try:
             meta = json.loads((entry / "result.json").read_text())
-            model = build_classifier()
-            model.load_state_dict(torch.load(entry / "model.pt", map_location="cpu", weights_only=True))
-        except Exception:  # noqa: BLE001 - any damage means the same thing
-            raise CacheError(f"classifier entry {entry} is unreadable; delete it to train it again") from None
+            weights = (entry / "model.pt").read_bytes()
+        except (OSError, ValueError) as err:
+            raise CacheError(f"classifier entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
+        if not isinstance(meta, dict) or any(k not in meta for k in ("test_accuracy", "quick", "checksum")) \
+                or meta["checksum"] != _checksum(meta, weights):
+            raise CacheError(f"classifier entry {entry}: weights or accuracy do not match their checksum; {advice}")
+        model = build_classifier()
+        try:
+            model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+        except Exception:  # noqa: BLE001 - any unpickling or shape error means the same thing
+            raise CacheError(f"classifier entry {entry} is unreadable; {advice}") from None
         return Classifier(model.eval(), dataset, float(meta["test_accuracy"]), bool(meta["quick"]))
 
     return store.cached(folder, compute, load)[0]
@@ -124,6 +144,7 @@ def load_classifier(dataset: str = "mnist") -> Classifier:
 def class_probabilities(images: torch.Tensor, dataset: str = "mnist") -> torch.Tensor:
     """Softmax class probabilities ``[N, 10]`` of the cached classifier for images in [0, 1]."""
     check_images(images, "images to classify")
+    validation.one_of(dataset, DATASETS, "dataset")
     model = load_classifier(dataset).model
     with torch.no_grad():
         images = images.detach().float().cpu()
@@ -132,8 +153,7 @@ def class_probabilities(images: torch.Tensor, dataset: str = "mnist") -> torch.T
 
 def verdict(probs: torch.Tensor) -> SampleQuality:
     """Mean top-class probability and the entropy (bits) of the mean class distribution of ``probs``."""
-    if probs.dim() != 2 or probs.shape[1] != N_CLASSES or len(probs) == 0:
-        raise ConfigError(f"class probabilities must be a non-empty [N, {N_CLASSES}] tensor")
+    validation.tensor(probs, "class probabilities", (None, N_CLASSES), least=0.0)
     mean = probs.mean(0)
     entropy = -(mean * mean.clamp_min(1e-12).log2()).sum()
     return SampleQuality(float(probs.max(1).values.mean()), float(entropy), tuple(mean.tolist()))

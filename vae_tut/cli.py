@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .errors import VaeTutError
 
@@ -105,42 +105,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _check_writable(path: Path) -> None:
-    """Fail before any training if the results table could not be written to ``path``."""
+    """Fail before any training if the results table could not be written to ``path``: open it
+    for appending (which writes nothing), and remove it again if it was not there before."""
     from .errors import ConfigError
+    from .store import reason
 
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ConfigError(f"--out {path} is a folder; name a file")
-    if not folder.is_dir():
-        raise ConfigError(f"--out {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"--out {path} is not writable")
+    try:
+        if path.is_dir():
+            raise ConfigError(f"--out {path} is a folder; name a file")
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise ConfigError(f"--out {path}: the folder {folder} does not exist")
+        existed = path.exists()
+        with open(path, "a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as err:
+        raise ConfigError(f"--out {path} cannot be written ({reason(err)})") from None
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .evaluate import BERNOULLI_MODELS, LIKELIHOOD_MODELS
-    from .experiments import cache_dir, grid, run
-    from .parallel import Task, available_cores, check_jobs, run_tasks
+    from .experiments import grid, run
+    from .parallel import available_cores, check_jobs, missing_tasks, run_tasks
     from .report import results_table
 
     out = Path(args.out)
     _check_writable(out)
     jobs = available_cores() if args.jobs is None else check_jobs(args.jobs)
-    configs = {name: config.resolved(args.device) for name, config in grid(args.only).items()}
-    distinct = {config.key(): Task(name, config, retrain=args.retrain)
-                for name, config in reversed(configs.items())}
-    todo = [t for key, t in distinct.items() if args.retrain or not (cache_dir() / key).is_dir()]
-    todo.sort(key=lambda t: (t.config.arch != "cnn", -t.config.epochs, -t.config.z))
-    print(f"grid: {len(configs)} named runs, {len(distinct)} distinct, {len(todo)} to train "
-          f"with {min(jobs, max(1, len(todo)))} worker(s)", flush=True)
-    run_tasks(todo, jobs, device=args.device, say=lambda line: print(line, flush=True))
-    runs = {name: run(config, device=args.device) for name, config in configs.items()}
-    if args.only is None:  # chapters 5 and 10's estimates, so that building the book only reads them
-        estimates = [Task(name, config.resolved(args.device), kind="likelihood")
-                     for name, config in {**LIKELIHOOD_MODELS, **BERNOULLI_MODELS}.items()]
-        estimates.sort(key=lambda t: t.config.arch != "cnn")
-        print(f"likelihood estimates of chapters 5 and 10: {len(estimates)} models", flush=True)
-        run_tasks(estimates, jobs, device=args.device, say=lambda line: print(line, flush=True))
+    # the grid's missing runs and (whole grid) chapters 5 and 10's estimates, so the book only reads them
+    run_tasks(missing_tasks(args.only, device=args.device, retrain=args.retrain), jobs,
+              say=lambda line: print(line, flush=True))
+    runs = {name: run(config, device=args.device) for name, config in grid(args.only).items()}
     table = results_table(runs)
     out.write_text(table)
     print(table)
@@ -148,17 +144,34 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_flags(quick: bool) -> None:
+    """Check the on/off variables once (:func:`~vae_tut.validation.env_flag`) and write them back
+    as ``1``/``0``, the form every reader of them understands; ``--quick`` turns quick mode on."""
+    from .validation import env_flag
+
+    flags = {"VAE_TUT_QUICK": env_flag("VAE_TUT_QUICK", False) or quick,
+             "VAE_TUT_NO_DOWNLOAD": env_flag("VAE_TUT_NO_DOWNLOAD", False),
+             "VAE_TUT_PROGRESS": env_flag("VAE_TUT_PROGRESS", True)}
+    for name, on in flags.items():
+        os.environ[name] = "1" if on else "0"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "quick", False):
-        os.environ["VAE_TUT_QUICK"] = "1"
     commands = {"data": _cmd_data, "train": _cmd_train, "reproduce": _cmd_reproduce}
     try:
+        _read_flags(quick=getattr(args, "quick", False))
         return commands[args.command](args)
     except VaeTutError as err:
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # a file-system fault no check above foresaw: still one line
+        from .store import reason
+
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"{parser.prog} {args.command}: error: {where}{reason(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{parser.prog} {args.command}: interrupted; finished epochs are kept "

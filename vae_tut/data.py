@@ -30,7 +30,7 @@ import torch
 
 from . import store
 from .errors import DataError
-from .validation import one_of
+from .validation import env_flag, one_of
 
 SPLITS = ("train", "test")
 IMAGE_SHAPE = (1, 28, 28)  # one channel of 28 x 28 pixels, the shape of both data sets
@@ -217,8 +217,9 @@ def check_images(images: object, what: str = "images") -> torch.Tensor:
 
 
 def download_allowed() -> bool:
-    """torchvision's download is on unless ``$VAE_TUT_NO_DOWNLOAD`` is set to something other than ``0``."""
-    return os.environ.get("VAE_TUT_NO_DOWNLOAD", "0") in ("", "0")
+    """torchvision's download is on unless ``$VAE_TUT_NO_DOWNLOAD`` is on (1/true/yes/on;
+    :func:`~vae_tut.validation.env_flag`: an unknown value is a :class:`~vae_tut.errors.ConfigError`)."""
+    return not env_flag("VAE_TUT_NO_DOWNLOAD", False)
 
 
 def load_dataset(name: str, split: str = "train",
@@ -273,10 +274,29 @@ def local_sources(name: str) -> list[Path]:
     return []
 
 
+def _unwritable(folder: Path, err: OSError) -> DataError:
+    return DataError(f"cannot write to the data folder {folder} ({store.reason(err)}); "
+                     "make it writable or point $VAE_TUT_DATA at another folder")
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and make sure a file can be written in it, else a one-line :class:`DataError`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        raise _unwritable(folder, err) from None
+
+
 def _copy_verified(src: Path, dest: Path, expected: RawFile) -> None:
     """Copy (decompressing ``.gz``) ``src`` to ``dest`` atomically, after checking the bytes."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as err:
+        raise _unwritable(dest.parent, err) from None
     tmp = Path(tmp_name)
     try:
         opener = gzip.open if src.suffix == ".gz" else open
@@ -294,6 +314,7 @@ def _copy_verified(src: Path, dest: Path, expected: RawFile) -> None:
 
 
 def _fill_from_local(info: DatasetInfo, raw: Path, say: Callable[[str], None]) -> None:
+    checked = False
     for f in info.files:
         dest = raw / f.name
         if dest.exists():
@@ -302,6 +323,9 @@ def _fill_from_local(info: DatasetInfo, raw: Path, say: Callable[[str], None]) -
             for src in (folder / f.name, folder / (f.name + ".gz")):
                 if not src.exists():
                     continue
+                if not checked:  # a folder that cannot take the copy ends here, not as a rejected source
+                    check_writable(raw)
+                    checked = True
                 try:
                     _copy_verified(src, dest, f)
                 except DataError as err:

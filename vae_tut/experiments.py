@@ -41,8 +41,9 @@ QUICK_TRAIN_SIZE = 2048
 
 
 def quick_mode() -> bool:
-    """True when ``$VAE_TUT_QUICK`` is set to something other than ``0`` or empty."""
-    return os.environ.get("VAE_TUT_QUICK", "0") not in ("", "0")
+    """Whether ``$VAE_TUT_QUICK`` is on (1/true/yes/on; 0/false/no/off or unset: off; anything
+    else is a :class:`ConfigError`, :func:`~vae_tut.validation.env_flag`)."""
+    return validation.env_flag("VAE_TUT_QUICK", False)
 
 
 @dataclass(frozen=True)
@@ -229,9 +230,7 @@ def grid(names: str | None = None) -> dict[str, RunConfig]:
         for g in GRIDS.values():
             merged.update(g)
         return merged
-    if names not in GRIDS:
-        raise ConfigError(f"unknown grid {names!r}; choose one of: {', '.join(GRIDS)}")
-    return dict(GRIDS[names])
+    return dict(GRIDS[validation.one_of(names, GRIDS, "grid")])
 
 
 # ---------------------------------------------------------------- the cache

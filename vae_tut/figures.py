@@ -19,7 +19,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
+from . import validation
 from .analysis import prior_samples
+from .data import IMAGE_SHAPE, check_images
+from .errors import ConfigError
 from .latent import decode, encode, extent, interpolate, normal_quantile_codes
 from .plots import image_grid, latent_scatter
 
@@ -28,7 +31,7 @@ PAD = 1  # pixels between the images of a grid (the default of :func:`vae_tut.pl
 
 def _check_2d(model: nn.Module, what: str) -> None:
     if getattr(model, "latent_dim", None) != 2:
-        raise ValueError(f"{what} needs a model with a 2-D latent space, "
+        raise ConfigError(f"{what} needs a model with a 2-D latent space, "
                          f"got latent_dim={getattr(model, 'latent_dim', None)!r}")
 
 
@@ -41,6 +44,7 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
 def prior_sample_grid(model: nn.Module, n_side: int = 10, seed: int = 0, ax: Axes | None = None,
                   title: str | None = "samples, z ~ N(0, I)") -> Axes:
     """``n_side * n_side`` images decoded from codes drawn from N(0, I) with a seeded generator."""
+    validation.whole(n_side, "n_side", 1)
     codes = prior_samples(n_side * n_side, model.latent_dim, seed)
     return image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (5, 5)), title=title)
 
@@ -52,6 +56,7 @@ def manifold(model: nn.Module, n_side: int = 20, tail: float = 0.05, ax: Axes | 
     The first and last columns and rows are labelled with their code values.
     """
     _check_2d(model, "manifold")
+    validation.whole(n_side, "n_side", 2)
     codes = normal_quantile_codes(n_side, tail)
     ax = image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (6, 6)), title=title)
     size = 28 + PAD
@@ -74,6 +79,8 @@ def latent_map(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     ``path`` (codes ``[steps, 2]``) is drawn as a line with dots, e.g. an interpolation.
     """
     _check_2d(model, "latent_map")
+    if path is not None:
+        validation.codes(path, "path", 2)
     means, _ = encode(model, images)
     ax = latent_scatter(means, labels, ax=_axes(ax, (7, 5.5)), class_names=class_names, title=title)
     if tail is not None:
@@ -89,15 +96,12 @@ def latent_map(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 def interpolation_codes(model: nn.Module, start: torch.Tensor, end: torch.Tensor,
                         steps: int = 10) -> torch.Tensor:
     """``steps`` codes on the line between the posterior means of two images ``[1, 28, 28]``."""
+    for image, name in ((start, "start"), (end, "end")):
+        if not isinstance(image, torch.Tensor) or tuple(image.shape) != IMAGE_SHAPE:
+            shape = list(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ConfigError(f"{name} must be one image [1, 28, 28] (e.g. images[i]), got {shape}")
     means, _ = encode(model, torch.stack([start, end]))
     return interpolate(means[0], means[1], steps)
-
-
-def interpolation(model: nn.Module, start: torch.Tensor, end: torch.Tensor, steps: int = 10,
-                  ax: Axes | None = None, title: str | None = "interpolation") -> Axes:
-    """Decoded images along the straight line between the posterior means of ``start`` and ``end``."""
-    codes = interpolation_codes(model, start, end, steps)
-    return image_grid(decode(model, codes), nrow=steps, ax=_axes(ax, (steps, 1.4)), title=title)
 
 
 def generation_figure(model: nn.Module, title: str, seed: int = 0, n_side: int = 10,
@@ -117,12 +121,16 @@ def latent_figure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                   pair: tuple[int, int], title: str, class_names: Sequence[str] | None = None,
                   steps: int = 10) -> Figure:
     """Two panels: the test set's means with the manifold square and an interpolation path
-    (:func:`latent_map`), and the images decoded along that path (:func:`interpolation`).
+    (:func:`latent_map`), and the images decoded along that path.
 
     ``pair`` indexes the two images of ``images`` whose means are joined.
     """
-    i, j = pair
-    names = class_names if class_names is not None else [str(k) for k in range(int(labels.max()) + 1)]
+    check_images(images)
+    labels = validation.labels(labels, len(images))
+    i, j = validation.pair(pair, len(images))
+    n_classes = int(labels.max()) + 1
+    names = validation.class_names(class_names if class_names is not None else
+                                   [str(k) for k in range(n_classes)], n_classes)
     codes = interpolation_codes(model, images[i], images[j], steps)
     fig, axes = plt.subplots(2, 1, figsize=(8.5, 9.2), gridspec_kw={"height_ratios": [5.2, 1.2]})
     latent_map(model, images, labels, class_names=names, ax=axes[0], path=codes,

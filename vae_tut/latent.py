@@ -10,13 +10,22 @@ import torch
 from torch import nn
 
 from .data import check_images
+from .errors import ConfigError
 from .train import eval_mode
+from .validation import codes as check_codes
+from .validation import finite, positive, tensor, whole
+
+
+def _latent_dim(model: nn.Module) -> int | None:
+    dim = getattr(model, "latent_dim", None)
+    return dim if isinstance(dim, int) else None
 
 
 def encode(model: nn.Module, images: torch.Tensor,
            batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Posterior means ``[N, z]`` and variances (``None`` for an autoencoder) of ``images``."""
     check_images(images)
+    whole(batch_size, "batch size", 1)
     device = next(model.parameters()).device
     means, variances = [], []
     with eval_mode(model):
@@ -29,7 +38,9 @@ def encode(model: nn.Module, images: torch.Tensor,
 
 
 def decode(model: nn.Module, codes: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    """Images in [0, 1], ``[N, 1, 28, 28]``, decoded from latent ``codes``."""
+    """Images in [0, 1], ``[N, 1, 28, 28]``, decoded from latent ``codes`` (float32 ``[N, z]``)."""
+    check_codes(codes, "codes", _latent_dim(model))
+    whole(batch_size, "batch size", 1)
     device = next(model.parameters()).device
     with eval_mode(model):
         parts = [torch.sigmoid(model.decode(codes[s:s + batch_size].to(device))).cpu()
@@ -39,6 +50,14 @@ def decode(model: nn.Module, codes: torch.Tensor, batch_size: int = 2000) -> tor
 
 def grid_codes(lo: tuple[float, float], hi: tuple[float, float], n: int = 15) -> torch.Tensor:
     """``n * n`` points of a regular 2-D grid from ``lo`` to ``hi``, row by row, top row = highest y."""
+    whole(n, "grid size n", 1)
+    corners = []
+    for corner, name in ((lo, "lo"), (hi, "hi")):
+        values = corner.tolist() if isinstance(corner, torch.Tensor) else corner
+        if not isinstance(values, (tuple, list)) or len(values) != 2:
+            raise ConfigError(f"{name} must be a point (x, y), got {corner!r}")
+        corners.append((finite(values[0], f"{name}'s x"), finite(values[1], f"{name}'s y")))
+    lo, hi = corners[0], corners[1]
     xs = torch.linspace(lo[0], hi[0], n)
     ys = torch.linspace(hi[1], lo[1], n)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
@@ -50,18 +69,35 @@ def normal_quantile_codes(n: int = 15, tail: float = 0.05) -> torch.Tensor:
 
     Equal steps in probability, not in distance: the grid covers the prior's mass evenly.
     """
+    whole(n, "grid size n", 1)
+    positive(tail, "tail", most=0.5)
     q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(tail, 1 - tail, n))
     return grid_codes((float(q[0]), float(q[0])), (float(q[-1]), float(q[-1])), n)
 
 
 def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:
-    """``steps`` codes on the straight line from ``a`` to ``b`` (both ends included)."""
+    """``steps`` codes on the straight line from ``a`` to ``b`` (both ends included).
+
+    ``a`` and ``b`` are two finite vectors ``[z]`` (or ``[1, z]``) of one floating type
+    (chapter 1 joins float64 images); the path has their type."""
+    ends = []
+    for point, name in ((a, "a"), (b, "b")):
+        if isinstance(point, torch.Tensor) and point.dim() == 2 and len(point) == 1:
+            point = point[0]
+        ends.append(tensor(point, f"end point {name}", (None,), float32=False))
+    a, b = ends
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise ConfigError(f"the end points must have one shape and type, got {list(a.shape)} {a.dtype} "
+                          f"and {list(b.shape)} {b.dtype}")
+    whole(steps, "steps", 2)
     t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
     return (1 - t) * a.reshape(1, -1) + t * b.reshape(1, -1)
 
 
 def extent(codes: torch.Tensor, margin: float = 0.05) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Lower and upper corners of the box holding ``codes``, widened by ``margin`` of its size."""
+    check_codes(codes, "codes")
+    finite(margin, "margin", 0)
     lo, hi = codes.min(0).values, codes.max(0).values
     pad = (hi - lo) * margin
     return tuple((lo - pad).tolist()), tuple((hi + pad).tolist())

@@ -15,11 +15,19 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from .data import check_images
+from .errors import ConfigError
+from .validation import class_names as check_class_names
+from .validation import codes as check_codes
+from .validation import labels as check_labels
+from .validation import pair, whole
+
 CLASS_COLOURS = "tab10"  # one colour per class, in every scatter and in the in-browser explorers
 
 
 def class_colour(k: int) -> str:
     """The hex colour of class ``k`` (chapters 2-9 and the in-browser explorers)."""
+    whole(k, "class", 0)
     return to_hex(plt.get_cmap(CLASS_COLOURS)(k % 10))
 
 
@@ -43,6 +51,8 @@ def image_grid(images: torch.Tensor, nrow: int, ax: Axes | None = None,
     (``torchvision.utils.make_grid``, with thin dark lines between the images)."""
     from torchvision.utils import make_grid
 
+    check_images(images)
+    whole(nrow, "nrow", 1)
     ax = _axes(ax)
     canvas = make_grid(images.detach().cpu().float(), nrow=nrow, padding=pad, pad_value=1.0)[0]
     ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
@@ -56,10 +66,16 @@ def image_grid(images: torch.Tensor, nrow: int, ax: Axes | None = None,
 def latent_scatter(codes: torch.Tensor, labels: torch.Tensor, ax: Axes | None = None,
                    class_names: Sequence[str] | None = None, title: str | None = None,
                    dims: tuple[int, int] = (0, 1), s: float = 2.0, legend: bool = True) -> Axes:
-    """Scatter two latent dimensions of ``codes``, one colour per class."""
+    """Scatter two latent dimensions of ``codes`` (float32 ``[N, z]``), one colour per class of
+    ``labels`` (integers >= 0, one per code)."""
+    codes = check_codes(codes, "codes").detach().cpu()
+    labels = check_labels(labels, len(codes)).cpu()
+    dims = pair(dims, codes.shape[1], "dims")
+    n_classes = int(labels.max()) + 1
+    if class_names is not None:
+        class_names = check_class_names(class_names, n_classes)
     ax = _axes(ax, (6, 5))
-    codes, labels = torch.as_tensor(codes).detach().cpu(), torch.as_tensor(labels).cpu()
-    for k in range(int(labels.max()) + 1):
+    for k in range(n_classes):
         sel = labels == k
         name = class_names[k] if class_names is not None else str(k)
         ax.scatter(codes[sel, dims[0]].numpy(), codes[sel, dims[1]].numpy(), s=s, color=class_colour(k), label=name,
@@ -77,6 +93,10 @@ def latent_scatter(codes: torch.Tensor, labels: torch.Tensor, ax: Axes | None = 
 def history_curves(history: Sequence[dict[str, float]], axes: Sequence[Axes] | None = None,
                    title: str | None = None) -> Sequence[Axes]:
     """Per-epoch reconstruction, KL and total loss: training average and 100-image test monitor."""
+    keys = ["epoch"] + [f"{s}_{t}" for s in ("train", "test") for t in ("recon", "kl", "total")]
+    if not history or any(not isinstance(h, dict) or any(k not in h for k in keys) for h in history):
+        raise ConfigError(f"history must be a non-empty list of epochs with {', '.join(keys)} "
+                          "(a run's .history)")
     if axes is None:
         _, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     epochs = [h["epoch"] for h in history]

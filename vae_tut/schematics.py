@@ -15,6 +15,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.patches import Circle, Ellipse, FancyArrowPatch, FancyBboxPatch
 
+from .errors import ConfigError
+from .validation import finite
+from .validation import seed as check_seed
+
 INK = "0.1"
 
 
@@ -97,7 +101,7 @@ def latent_pictures(axes: Sequence[Axes] | None = None, seed: int = 0) -> Sequen
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
         fig.patch.set_facecolor("white")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     centres = np.array([[-2.6, 1.9], [2.4, 2.2], [0.3, -2.7], [3.0, -1.2], [-2.2, -1.6]]) * 1.4
     for i, c in enumerate(centres):
         pts = c + rng.normal(scale=0.35, size=(25, 2))
@@ -124,8 +128,8 @@ def latent_pictures(axes: Sequence[Axes] | None = None, seed: int = 0) -> Sequen
 def elbo_bar(log_px: float, elbo: float, ax: Axes | None = None) -> Axes:
     """log p(x) = ELBO + KL(q(z|x) || p(z|x)) on a line of nats: the gap as a bar from the ELBO up to
     log p(x) (chapter 4)."""
-    if elbo > log_px:
-        raise ValueError("the ELBO cannot exceed log p(x)")
+    if finite(elbo, "ELBO") > finite(log_px, "log p(x)"):
+        raise ConfigError("the ELBO cannot exceed log p(x)")
     ax = _axes(ax, (7, 2.0))
     ax.set_axis_on()
     gap = log_px - elbo

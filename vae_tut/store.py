@@ -6,7 +6,9 @@ Linux). :func:`cached` is the single entry point for every result that is
 expensive to recompute (trained runs, likelihood estimates): an entry is a
 folder named by a hash of a key, filled in a temporary folder and renamed into
 place, computed under a file lock so that two processes asking for the same
-entry at once compute it once and both read the same result.
+entry at once compute it once and both read the same result. A process that
+waits for the lock says so on stderr and gives up after :data:`LOCK_TIMEOUT`;
+every file-system fault here is a one-line :class:`CacheError` naming the path.
 
 The key of an entry includes :func:`code_version` of the functions that compute
 it: a hash of their syntax trees without docstrings, so rewording a docstring or
@@ -30,26 +32,45 @@ from typing import Any, Callable, Iterable, TypeVar
 import torch
 
 from .errors import CacheError, DataError
+from .validation import finite, one_of
 
 T = TypeVar("T")
 ROOTS = {"data": "VAE_TUT_DATA", "runs": "VAE_TUT_CACHE"}
 
 
+def reason(err: OSError) -> str:
+    """The short cause of an OS error for a one-line message (e.g. ``File name too long``)."""
+    return err.strerror or str(err) or type(err).__name__
+
+
 def root(kind: str, override: str | os.PathLike | None = None) -> Path:
-    """The folder for ``kind`` (``data`` or ``runs``): ``override``, else its variable, else the user cache."""
-    if kind not in ROOTS:
-        raise ValueError(f"unknown root {kind!r}")
-    if override is not None:
+    """The folder for ``kind`` (``data`` or ``runs``): ``override``, else its variable, else the user cache.
+
+    An empty ``override`` or variable means the default, the same for both. A path that is a
+    file, a broken symbolic link or cannot be looked at (e.g. a name over 255 characters) is a
+    one-line :class:`DataError` (data) or :class:`CacheError` (runs).
+    """
+    kind = one_of(kind, ROOTS, "root")
+    variable = ROOTS[kind]
+    if override is not None and os.fspath(override) != "":
         path = Path(override).expanduser()
-    elif os.environ.get(ROOTS[kind]):
-        path = Path(os.environ[ROOTS[kind]]).expanduser()
+    elif os.environ.get(variable):
+        path = Path(os.environ[variable]).expanduser()
     else:
         import platformdirs
 
         path = Path(platformdirs.user_cache_dir("vae_tut", appauthor=False)) / kind
-    if path.exists() and not path.is_dir():
-        error = DataError if kind == "data" else CacheError
-        raise error(f"{path} is a file, not a folder; point ${ROOTS[kind]} at a folder")
+    error = DataError if kind == "data" else CacheError
+    try:
+        exists, is_link = path.exists(), path.is_symlink()
+    except OSError as err:
+        raise error(f"{path}: cannot be used as a folder ({reason(err)}); "
+                    f"point ${variable} at another folder") from None
+    if is_link and not exists:
+        raise error(f"{path} is a broken symbolic link (to {os.readlink(path)}); "
+                    f"point ${variable} at a folder")
+    if exists and not path.is_dir():
+        raise error(f"{path} is a file, not a folder; point ${variable} at a folder")
     return path
 
 
@@ -142,43 +163,85 @@ def key_digest(key: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- the entry point
 
-def _lock(path: Path):
-    from filelock import FileLock
+LOCK_TIMEOUT = 2 * 3600.0  # seconds to wait for another process's lock: longer than any one training run
+LOCK_NOTE_AFTER = 2.0  # seconds of waiting before saying so on stderr
 
+
+def _cache_write_error(path: Path, err: OSError) -> CacheError:
+    return CacheError(f"cannot write the lock file {path} ({reason(err)}); "
+                      "make the cache folder writable or point $VAE_TUT_CACHE elsewhere")
+
+
+def _lock(path: Path, timeout: float | None = None):
+    """Hold the lock file ``path``: at once if it is free, else after a line on stderr saying whose
+    turn it is; a :class:`CacheError` naming the file if it cannot be created or stays held ``timeout`` s."""
+    from filelock import FileLock, Timeout
+
+    timeout = LOCK_TIMEOUT if timeout is None else finite(timeout, "lock timeout", 0)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # create the file first: filelock takes "cannot create" in an existing folder for a
+        # race with another process and retries for ever (e.g. in /proc, which refuses new files)
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+        except PermissionError:
+            if not path.exists():  # an existing lock file of another user is still lockable
+                raise
         lock = FileLock(str(path))
-        lock.acquire()
+        try:
+            lock.acquire(timeout=min(LOCK_NOTE_AFTER, timeout))
+        except Timeout:
+            if timeout <= LOCK_NOTE_AFTER:
+                raise
+            note(f"waiting for {path} (held by another process)")
+            lock.acquire(timeout=timeout - LOCK_NOTE_AFTER)
+    except Timeout:
+        raise CacheError(f"{path} is still held by another process after {timeout:g} s; "
+                         "if no other vae_tut process runs, delete the lock file") from None
     except OSError as err:
-        raise CacheError(f"cannot write to the cache folder {path.parent} ({err.strerror or err}); "
-                         "make it writable or point $VAE_TUT_CACHE elsewhere") from None
+        raise _cache_write_error(path, err) from None
     return lock
 
 
 def cached(folder: Path, compute: Callable[[Path], tuple[T, dict[str, Any]]],
-           load: Callable[[Path], T], *, refresh: bool = False) -> tuple[T, bool]:
+           load: Callable[[Path], T], *, refresh: bool = False,
+           timeout: float | None = None) -> tuple[T, bool]:
     """The value stored in ``folder``, or compute it, store it and return it; plus whether it was stored.
 
     ``compute(scratch)`` returns ``(value, files)``: the value to hand back and
     the files of the entry (see :func:`write_atomic_dir`). ``scratch`` is a folder
     that survives an interruption (for resume checkpoints) and is removed once
-    the entry is written. ``load(folder)`` reads a finished entry. With
-    ``refresh=True`` an existing entry is computed again. The work runs under a
-    lock file beside the entry, so a second process asking for the same entry
-    waits and then reads what the first one wrote.
+    the entry is written. ``load(folder)`` reads a finished entry and raises
+    :class:`CacheError` for a damaged one. With ``refresh=True`` an existing entry
+    is computed again. The work runs under a lock file beside the entry, so a
+    second process asking for the same entry waits (at most ``timeout`` seconds,
+    default :data:`LOCK_TIMEOUT`) and then reads what the first one wrote. An entry
+    that fails to load without the lock is read once more under it before the
+    error is believed: another process may have been replacing it.
     """
     folder = Path(folder)
-    if folder.is_dir() and not refresh:
-        return load(folder), True
-    lock = _lock(folder.with_name(f".{folder.name}.lock"))
+    if not refresh:
+        try:
+            if folder.is_dir():
+                return load(folder), True
+        except (CacheError, OSError):
+            pass  # maybe being replaced right now: look again under the lock
+    lock = _lock(folder.with_name(f".{folder.name}.lock"), timeout)
     try:
         if folder.is_dir() and not refresh:
-            return load(folder), True
+            try:
+                return load(folder), True
+            except OSError as err:
+                raise CacheError(f"cache entry {folder} is unreadable ({reason(err)}); delete it") from None
         scratch = folder.with_name(f".partial-{folder.name}")
         if refresh:
             shutil.rmtree(scratch, ignore_errors=True)
         value, files = compute(scratch)
-        write_atomic_dir(folder, files)
+        try:
+            write_atomic_dir(folder, files)
+        except OSError as err:
+            raise CacheError(f"cannot write the cache entry {folder} ({reason(err)}); "
+                             "free some space or point $VAE_TUT_CACHE elsewhere") from None
         shutil.rmtree(scratch, ignore_errors=True)
         return value, False
     finally:

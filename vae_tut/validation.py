@@ -1,8 +1,11 @@
-"""One way to check a setting: whole numbers, positive numbers, names from a list, on/off flags.
+"""One way to check input: whole, positive and finite numbers, names from a list, seeds, on/off
+variables, and tensors (latent codes, class labels, any shape and type).
 
 Every public function of the package checks its input through these helpers, so the
 same mistake gives the same one-line :class:`~vae_tut.errors.ConfigError` wherever it
-is made (the command line prints that line instead of a traceback).
+is made (the command line prints that line instead of a traceback): an empty tensor, NaN,
+float64 where float32 is meant, a numpy array, a wrong shape or width, a negative label.
+Images have their own rule, :func:`vae_tut.data.check_images`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import math
 import os
 from typing import Iterable, TypeVar
+
+import torch
 
 from .errors import ConfigError
 
@@ -66,3 +71,91 @@ def env_flag(name: str, default: bool) -> bool:
         return False
     raise ConfigError(f"${name}={os.environ[name]!r} is not an on/off value; "
                       f"use one of {', '.join(_ON)} or {', '.join(_OFF)}")
+
+
+def finite(value: object, name: str, least: float | None = None) -> float:
+    """``value`` as a float if it is a finite number (and >= ``least``); no bool."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    try:
+        number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or (least is not None and number < least):
+        bound = "" if least is None else f" >= {least:g}"
+        raise ConfigError(f"{name} must be a finite number{bound}, got {value!r}")
+    return number
+
+
+def _kind(value: object) -> str:
+    kind = f"a {type(value).__module__}.{type(value).__name__}"
+    if type(value).__module__ == "numpy":
+        kind += " (torch.as_tensor(x).float() converts it)"
+    return kind
+
+
+def tensor(value: object, name: str, shape: tuple[int | None, ...], *, floating: bool = True,
+           float32: bool = True, rows: int = 1, least: float | None = None) -> torch.Tensor:
+    """``value`` if it is a torch tensor of ``shape`` (``None``: any size) with at least ``rows`` rows.
+
+    ``floating``: float32 (or any float with ``float32=False``) and finite; else an integer
+    tensor. ``least``: the smallest value allowed. Anything else is a one-line :class:`ConfigError`.
+    """
+    dims = ", ".join("N" if i == 0 and d is None else ("*" if d is None else str(d))
+                     for i, d in enumerate(shape))
+    kind = ("float32" if float32 else "floating-point") if floating else "integer"
+    want = f"{name} must be a {kind} tensor [{dims}]"
+    if not isinstance(value, torch.Tensor):
+        raise ConfigError(f"{want}, got {_kind(value)}")
+    if floating and (not value.is_floating_point() or (float32 and value.dtype != torch.float32)):
+        hint = " (.float() converts it)" if float32 and value.is_floating_point() else ""
+        raise ConfigError(f"{want}, got {value.dtype}{hint}")
+    if not floating and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        raise ConfigError(f"{want}, got {value.dtype}")
+    if value.dim() != len(shape) or any(d is not None and s != d for s, d in zip(value.shape, shape)):
+        raise ConfigError(f"{want}, got shape {list(value.shape)}")
+    if shape and len(value) < rows:
+        raise ConfigError(f"{want} with at least {rows} row{'s' if rows > 1 else ''}, got {len(value)}")
+    if value.numel():
+        if floating and not bool(torch.isfinite(value).all()):
+            raise ConfigError(f"{name} must be finite, got NaN or infinite values")
+        if least is not None and float(value.min()) < least:
+            raise ConfigError(f"{name} must be >= {least:g} everywhere, got {float(value.min()):g}")
+    return value
+
+
+def codes(value: object, name: str = "codes", width: int | None = None, rows: int = 1,
+          least: float | None = None) -> torch.Tensor:
+    """Latent codes: a finite float32 tensor ``[N, width]`` with N >= ``rows`` (and width >= 1)."""
+    out = tensor(value, name, (None, width), rows=rows, least=least)
+    if out.shape[1] == 0:
+        raise ConfigError(f"{name} must have at least one latent dimension, got shape {list(out.shape)}")
+    return out
+
+
+def labels(value: object, n: int, name: str = "labels") -> torch.Tensor:
+    """Class labels: an integer tensor ``[n]`` of values >= 0 (one per image or code)."""
+    out = tensor(value, name, (None,), floating=False, least=0)
+    if len(out) != n:
+        raise ConfigError(f"{name} must hold one label per item ({n}), got {len(out)}")
+    return out
+
+
+def same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
+    """A one-line error unless ``a`` and ``b`` have the same shape (``names``: "means and variances")."""
+    if a.shape != b.shape:
+        raise ConfigError(f"{names} must have the same shape, got {list(a.shape)} and {list(b.shape)}")
+
+
+def class_names(names: object, n_classes: int) -> list[str]:
+    """``names`` as a list if it names every class from 0 to ``n_classes - 1``."""
+    if isinstance(names, str) or not isinstance(names, (tuple, list)) or len(names) < n_classes:
+        got = f"{len(names)} names" if isinstance(names, (tuple, list)) else repr(names)
+        raise ConfigError(f"class_names must name every label (0 to {n_classes - 1}), got {got}")
+    return [str(name) for name in names]
+
+
+def pair(value: object, n: int, name: str = "pair") -> tuple[int, int]:
+    """``value`` if it is two whole indices into ``n`` items."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ConfigError(f"{name} must be two indices into the images, got {value!r}")
+    return whole(value[0], f"{name} index", 0, n - 1), whole(value[1], f"{name} index", 0, n - 1)

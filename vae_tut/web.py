@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import html
 import io
 import json
@@ -33,8 +34,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from . import store
+from . import store, validation
 from .analysis import ACTIVE_THRESHOLD, active_mask, prior_samples, unit_activity
+from .data import check_images
+from .errors import CacheError, ConfigError
 from .latent import decode, encode
 from .losses import kl_per_dimension
 from .plots import class_colour
@@ -87,11 +90,19 @@ def check_codes(z: int, n: int = N_CHECKS) -> torch.Tensor:
     return codes
 
 
+def entry_checksum(meta: dict[str, Any], onnx_bytes: bytes) -> str:
+    """SHA-256 over an exported decoder's ONNX bytes and its metadata (all but the checksum itself)."""
+    digest = hashlib.sha256(onnx_bytes)
+    digest.update(json.dumps({k: v for k, v in meta.items() if k != "checksum"}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def _entry_digest(run_key: str) -> str:
     import onnx
 
+    code = store.code_version((PixelDecoder, export_decoder, check_codes, entry_checksum))
     return store.key_digest({"run": run_key, "torch": torch.__version__, "onnx": onnx.__version__,
-                             "code": store.code_version((PixelDecoder, export_decoder, check_codes))})
+                             "code": code})
 
 
 def entry_name(run) -> str:
@@ -110,15 +121,17 @@ def model_file(name: str, cache: str | os.PathLike | None = None) -> Path:
     """Where the ``.onnx`` file named ``name`` (the file name a page asks for) is in the run cache."""
     stem = name[:-len(".onnx")] if name.endswith(".onnx") else name
     if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
-        raise ValueError(f"not the name of an exported decoder: {name!r}")
+        raise ConfigError(f"not the name of an exported decoder: {name!r}")
     return entries_root(cache) / stem / "decoder.onnx"
 
 
 def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
     """``run``'s decoder exported to ONNX (made once, kept in the run cache): the file and its metadata.
 
-    The metadata holds the run's label and key, ``z``, and PyTorch's decodings of
-    :func:`check_codes` (pixels in [0, 1]), against which the browser test checks the page.
+    The metadata holds the run's label and key, ``z``, PyTorch's decodings of
+    :func:`check_codes` (pixels in [0, 1]), against which the browser test checks the page,
+    and a checksum of the ONNX file and the metadata (:func:`entry_checksum`), checked on every
+    load like a run's: a damaged entry is a one-line :class:`~vae_tut.errors.CacheError`.
     """
     name = entry_name(run)
     folder = entries_root(cache) / name
@@ -132,13 +145,33 @@ def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, di
                 "torch": torch.__version__,
                 "checks": [{"code": [round(v, 6) for v in c.tolist()], "pixels": [round(v, 7) for v in p.tolist()]}
                            for c, p in zip(codes, pixels)]}
-        return meta, {"decoder.onnx": onnx_path.read_bytes(), "meta.json": meta}
+        blob = onnx_path.read_bytes()
+        meta["checksum"] = entry_checksum(meta, blob)
+        return meta, {"decoder.onnx": blob, "meta.json": meta}
 
-    def load(entry: Path):
-        return json.loads((entry / "meta.json").read_text())
+    def load(entry: Path) -> dict[str, Any]:
+        return load_entry(entry)
 
     meta, _ = store.cached(folder, compute, load)
     return folder / "decoder.onnx", meta
+
+
+def load_entry(entry: Path) -> dict[str, Any]:
+    """The metadata of the exported decoder in ``entry``, after checking it and the ONNX file
+    against the checksum written beside them; a :class:`CacheError` in one line if anything is off."""
+    advice = "delete it and run the chapter again"
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        blob = (entry / "decoder.onnx").read_bytes()
+    except (OSError, ValueError) as err:
+        raise CacheError(f"exported decoder {entry} is unreadable ({type(err).__name__}); {advice}") from None
+    needed = ("name", "run", "label", "z", "checks", "checksum")
+    if not isinstance(meta, dict) or any(k not in meta for k in needed):
+        raise CacheError(f"exported decoder {entry}: meta.json lacks {', '.join(needed)}; {advice}")
+    if meta["checksum"] != entry_checksum(meta, blob):
+        raise CacheError(f"exported decoder {entry}: decoder.onnx or meta.json does not match its checksum "
+                         f"(changed or corrupted after the export); {advice}")
+    return meta
 
 
 # ---------------------------------------------------------------- pictures carried by the page
@@ -155,6 +188,8 @@ def grid_png(images: torch.Tensor, nrow: int, pad: int = 1) -> str:
     from PIL import Image
     from torchvision.utils import make_grid
 
+    check_images(images)
+    validation.whole(nrow, "nrow", 1)
     canvas = make_grid(images.detach().cpu().float(), nrow=nrow, padding=pad, pad_value=1.0)[0]
     array = ((1.0 - canvas.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()
     buffer = io.BytesIO()
@@ -248,22 +283,41 @@ def explorer(run, images: torch.Tensor, labels: torch.Tensor, class_names: Seque
     """
     model = run.model
     z = int(run.config.z)
+    check_images(images)
+    labels = validation.labels(labels, len(images)).cpu()
+    if len(images) < 2:
+        raise ConfigError(f"the explorer needs at least two images (one for each end of its path), got {len(images)}")
+    if encoded is not None:
+        if not isinstance(encoded, (tuple, list)) or len(encoded) != 2:
+            raise ConfigError("encoded must be the pair (means, variances) of the images")
+        means = validation.codes(encoded[0], "encoded means", z, rows=len(images))
+        variances = validation.codes(encoded[1], "encoded variances", z, rows=len(images), least=0.0)
+        validation.same_shape(means, variances, "encoded means and variances")
+        if len(means) != len(images):
+            raise ConfigError(f"encoded must hold one code per image ({len(images)}), got {len(means)}")
+    n_classes = int(labels.max()) + 1
+    if class_names is not None:
+        class_names = validation.class_names(class_names, n_classes)
+    if pair is not None:
+        pair = validation.pair(pair, len(images))
     try:
         onnx_file, meta = decoder_entry(run, cache)
     except ImportError:  # no onnx/onnxscript (e.g. a Colab runtime): the static picture only
         onnx_file, meta = None, {"checks": []}
-    means, variances = encode(model, images) if encoded is None else encoded
-    labels = torch.as_tensor(labels).cpu()
+    if encoded is None:
+        means, posterior_variances = encode(model, images)
+        if posterior_variances is None:
+            raise ConfigError("the explorer shows a VAE's latent space; this model has no posterior variances")
+        variances = posterior_variances
     kl = kl_per_dimension(means, variances).mean(0)
     active = active_mask(unit_activity(means))
     order = [int(j) for j in kl.argsort(descending=True)]
-    n_classes = int(labels.max()) + 1
     names = list(class_names) if class_names is not None else [str(k) for k in range(n_classes)]
     label = run.config.label()
 
     firsts = [int(torch.nonzero(labels == k)[0]) for k in range(n_classes) if bool((labels == k).any())]
-    if pair is None:
-        pair = (firsts[0], firsts[1])
+    if pair is None:  # the first images of the first two classes, or of the one class there is
+        pair = (firsts[0], firsts[1]) if len(firsts) > 1 else (firsts[0], 1 if firsts[0] == 0 else 0)
     gallery_idx = list(dict.fromkeys([*firsts, *pair]))
     gallery = [{"index": i, "label": int(labels[i]), "name": names[int(labels[i])],
                 "code": [round(v, 5) for v in means[i].tolist()], "pixels": _pixels_b64(images[i])}
@@ -304,6 +358,9 @@ def sweep_frame(run, images: torch.Tensor, caption: str, n_side: int = 6, n_reco
     images over their reconstructions (from the posterior means), as PNG data URLs."""
     model = run.model
     z = int(run.config.z)
+    check_images(images)
+    validation.whole(n_side, "n_side", 1)
+    validation.whole(n_recon, "n_recon", 1, len(images))
     codes = prior_samples(n_side * n_side, z, seed)
     originals = images[:n_recon]
     means, _ = encode(model, originals)
@@ -322,9 +379,9 @@ def sweep(frames: Sequence[Sequence[dict[str, Any]]], values: Sequence[str], nam
     and CNN). ``name`` labels the slider. Without JavaScript every position is shown.
     """
     if len(frames) != len(values) or not frames:
-        raise ValueError("one list of frames per slider value, and at least one value")
+        raise ConfigError("sweep needs one list of frames per slider value, and at least one value")
     if any(len(row) != len(columns) for row in frames):
-        raise ValueError(f"every slider position needs {len(columns)} frame(s), one per column")
+        raise ConfigError(f"every slider position needs {len(columns)} frame(s), one per column")
     parts = []
     for i, (row, value) in enumerate(zip(frames, values)):
         cells = []

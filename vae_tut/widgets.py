@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from . import validation
 from .latent import decode
-from .plots import figure_png
-from .plots import latent_scatter
+from .plots import figure_png, latent_scatter
 
 
 class LatentExplorer:
@@ -33,6 +33,15 @@ class LatentExplorer:
     def __init__(self, model: nn.Module, codes: torch.Tensor, labels: torch.Tensor,
                  class_names: Sequence[str] | None = None, start: torch.Tensor | None = None,
                  limit: float = 3.0, title: str = "") -> None:
+        latent_dim = getattr(model, "latent_dim", None)
+        validation.codes(codes, "codes", latent_dim if isinstance(latent_dim, int) else None)
+        validation.labels(labels, len(codes))
+        if start is not None:
+            validation.tensor(start.reshape(-1) if isinstance(start, torch.Tensor) else start, "start",
+                              (int(codes.shape[1]),))
+        validation.positive(limit, "limit")
+        if class_names is not None:
+            validation.class_names(class_names, int(labels.max()) + 1)
         self.model = model
         self.z_dim = int(codes.shape[1])
         self.codes, self.labels = codes.detach().cpu(), labels.detach().cpu()
