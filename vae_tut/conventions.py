@@ -1,0 +1,130 @@
+"""One trained model, scored the way each popular VAE tutorial scores its own (chapter 5).
+
+Tutorials print numbers that look alike and are not: a loss per image or per batch, a
+sum or a mean over the 784 pixels, a Gaussian or a Bernoulli (binary cross-entropy)
+reconstruction term, a closed-form or a one-sample KL, a loss or an ELBO. Chapter 5
+takes its trained MLP VAE and computes what each of these conventions would print for
+it, so that the differences are visible as numbers of the same model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from .data import N_PIXELS, check_images
+from .errors import ConfigError
+from .losses import check_c, gaussian_log_constant, kl_per_dimension
+from .models import VAE
+from .train import eval_mode
+
+BATCH = 128  # the batch size of pytorch/examples and of the Keras example
+
+
+class Row(NamedTuple):
+    """One convention: a short key, its name, how it is computed, and its value for the model (chapter 5)."""
+
+    key: str
+    name: str
+    formula: str
+    value: float
+
+
+def image_terms(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0,
+                batch_size: int = 1000) -> dict[str, torch.Tensor]:
+    """Per-image terms ``[N]`` of a VAE on ``images`` (chapter 5), with one code
+    z = mean + sqrt(var) * eps per image drawn from a generator seeded with ``seed``:
+
+    ``recon`` ||x - sigmoid(f(z))||^2 / (2c) summed over pixels, ``sq_err`` the same without
+    1/(2c), ``bce`` the binary cross-entropy of x against sigmoid(f(z)) summed over pixels,
+    ``bce_floor`` that of x against itself (the smallest value the BCE of grey pixels can take),
+    ``kl`` the closed-form KL and ``kl_mc`` its one-sample estimate log q(z|x) - log p(z).
+    """
+    check_c(c)
+    check_images(images)
+    generator = torch.Generator().manual_seed(seed)
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("recon", "sq_err", "bce", "bce_floor", "kl", "kl_mc")}
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size]
+            mean, var = (t.cpu() for t in model.encode(x.to(device)))
+            eps = torch.randn(mean.shape, generator=generator)
+            z = mean + var.sqrt() * eps
+            logits = model.decode(z.to(device)).float().cpu()
+            sq_err = (x - torch.sigmoid(logits)).pow(2).flatten(1).sum(1)
+            parts["sq_err"].append(sq_err)
+            parts["recon"].append(sq_err / (2.0 * c))
+            bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+            parts["bce"].append(bce.flatten(1).sum(1))
+            floor = -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x))
+            parts["bce_floor"].append(floor.flatten(1).sum(1))
+            parts["kl"].append(kl_per_dimension(mean, var).sum(1))
+            # log q(z|x) - log p(z): the 2 pi terms cancel, (z - mean)^2 / var = eps^2
+            parts["kl_mc"].append(0.5 * (z.pow(2) - eps.pow(2) - var.log()).sum(1))
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def kl_per_batch(model: VAE, images: torch.Tensor, *, batch_size: int = BATCH,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch means of the closed-form KL and of its one-sample estimate, one per full batch
+    (chapter 5): both average to about the same value, the second scatters more."""
+    terms = image_terms(model, images, 1.0, seed=seed)
+    n = len(images) // batch_size * batch_size
+    if n == 0:
+        raise ConfigError(f"need at least one full batch of {batch_size} images, got {len(images)}")
+    return (terms["kl"][:n].view(-1, batch_size).mean(1), terms["kl_mc"][:n].view(-1, batch_size).mean(1))
+
+
+def conventions(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0,
+                batch_size: int = BATCH) -> list[Row]:
+    """What each convention prints for one model on ``images`` (grey, in [0, 1]) (chapter 5).
+
+    All values are averages over the images unless the name says otherwise; the Bernoulli
+    rows score the Gaussian-trained decoder's sigmoid outputs as pixel probabilities.
+    """
+    grey = image_terms(model, images, c, seed=seed)
+    binary = image_terms(model, (images > 0.5).float(), c, seed=seed)
+    avg = {k: float(v.double().mean()) for k, v in grey.items()}
+    report = avg["recon"] + avg["kl"]
+    bce_kl = avg["bce"] + avg["kl"]
+    sample_kl = "log q(z∣x) − log p(z)"  # ∣ rather than |, which would split a Markdown table cell
+    return [
+        Row("report", "this book (the report's loss)", "‖x − x̂‖²/(2c) + KL, per image", report),
+        Row("nelbo", "−ELBO in nats, Gaussian decoder", "the above + (D/2) log(2πc)",
+            report + gaussian_log_constant(c)),
+        Row("sq_err", "squared error without 1/(2c)", "‖x − x̂‖² + KL, per image", avg["sq_err"] + avg["kl"]),
+        Row("bce", "BCE on grey pixels + KL (pytorch/examples, Keras)", "Σ_pixels BCE(x, x̂) + KL, per image",
+            bce_kl),
+        Row("bce_batch", f"the same, summed over a batch of {batch_size}", f"per image × {batch_size}",
+            bce_kl * batch_size),
+        Row("bce_pixel", "BCE averaged over pixels (reduction='mean')", f"Σ_pixels BCE(x, x̂) / {N_PIXELS}",
+            avg["bce"] / N_PIXELS),
+        Row("pyro", "BCE on grey pixels + one-sample KL (Pyro)", f"Σ_pixels BCE(x, x̂) + {sample_kl}",
+            avg["bce"] + avg["kl_mc"]),
+        Row("floor", "lowest possible BCE on these grey pixels", "Σ_pixels BCE(x, x)", avg["bce_floor"]),
+        Row("tf", "ELBO on pixels thresholded at 0.5, one-sample KL (TensorFlow)",
+            f"−(Σ_pixels BCE(b, b̂) + {sample_kl.replace('x', 'b')}), b = [x > 0.5]",
+            -float((binary["bce"] + binary["kl_mc"]).double().mean())),
+    ]
+
+
+# How to turn one convention's number into another's, for the same model and images.
+CONVERSIONS: list[tuple[str, str, str]] = [
+    ("per image", f"summed over a batch of B ({BATCH} in pytorch/examples)", "multiply by B"),
+    ("BCE averaged over pixels", "BCE summed over pixels", f"multiply by D = {N_PIXELS}"),
+    ("the book's loss", "−ELBO in nats", "add (D/2) log(2πc)"),
+    ("the book's reconstruction term", "summed squared error", "multiply by 2c"),
+    ("an ELBO", "a loss", "change the sign"),
+    ("one-sample KL", "closed-form KL", "none per batch; equal in expectation"),
+    ("a Gaussian loss", "a Bernoulli (BCE) loss", "none: another likelihood, another number"),
+]
+
+
+def convention_rows(run: Any, images: torch.Tensor, *, seed: int = 0) -> list[list[str]]:
+    """Formatted rows (convention, formula, value) for chapter 5's table, for a trained
+    :class:`~vae_tut.experiments.Run` on test ``images``."""
+    rows = conventions(run.model, images, run.config.c, seed=seed)
+    return [[r.name, r.formula, f"{r.value:,.1f}" if abs(r.value) >= 1 else f"{r.value:.3f}"] for r in rows]
