@@ -20,7 +20,7 @@ import torch
 from vae_tut.errors import CacheError, ConfigError
 from vae_tut.evaluate import elbo, elbo_terms, iwae_from_weights, log_importance_weights
 from vae_tut.experiments import RunConfig
-from vae_tut.likelihood import evaluate_run
+from vae_tut.likelihood import decoder_c, evaluate_run
 from vae_tut.models import build_model
 
 C = 0.3
@@ -387,3 +387,28 @@ def test_evaluate_run_scores_a_bernoulli_run_on_binary_images(tmp_path):
     binary = torch.bernoulli(images, generator=torch.Generator().manual_seed(0))
     direct = iwae_bound(model, binary, 0.05, 4, seed=1, likelihood="bernoulli").mean().item()
     assert out["iwae"][4] == pytest.approx(direct, rel=1e-5)
+
+
+def test_a_learned_decoder_variance_is_scored_with_its_own_c():
+    torch.manual_seed(0)
+    c = 0.02  # the untrained model's log c is set by hand; its config keeps the default c = 0.05
+    model = build_model("mlp", 2, learn_c=True)
+    with torch.no_grad():
+        model.log_c.fill_(math.log(c))
+    learned = SimpleNamespace(config=RunConfig(likelihood="gaussian-learned"), model=model)
+    assert decoder_c(learned) == pytest.approx(c, rel=1e-6)
+    assert decoder_c(SimpleNamespace(config=RunConfig(c=0.3), model=build_model("mlp", 2))) == 0.3
+    x = torch.randint(0, 256, (6, 1, 28, 28)).float() / 255
+    out = evaluate_run(learned, x, ks=(1, 4), elbo_samples=3, cache=False)
+    assert out["c"] == pytest.approx(c, rel=1e-6) and out["bits8"] is not None
+    # the same three draws per image as elbo_terms (seed 0, one batch), scored by hand with c = 0.02
+    eps = torch.randn(6, 3, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mean, var = model.encode(x)
+        z = mean.unsqueeze(1) + var.sqrt().unsqueeze(1) * eps
+        fz = torch.sigmoid(model.decode(z.reshape(18, 2))).reshape(6, 3, -1)
+        squared = (x.flatten(1).unsqueeze(1) - fz).pow(2).sum(-1)
+        log_lik = -squared / (2 * c) - 0.5 * 784 * math.log(2 * math.pi * c)
+        kl = 0.5 * (var + mean.pow(2) - 1 - var.log()).sum(1)
+    assert out["elbo"] == pytest.approx((log_lik.mean(1) - kl).mean().item(), rel=1e-5)
+    assert out["kl"] == pytest.approx(kl.mean().item(), rel=1e-5)

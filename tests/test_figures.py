@@ -18,6 +18,7 @@ from vae_tut.figures import (
     prior_sample_grid,
 )
 from vae_tut.models import build_model
+from vae_tut.plots import BAR_KINDS, bits_per_dim_bars, neg_elbo_against_c
 
 
 @pytest.fixture
@@ -90,3 +91,72 @@ def test_two_dimensional_views_refuse_other_latent_sizes(data):
         manifold(model)
     with pytest.raises(ConfigError, match="2-D latent space"):
         latent_map(model, images, labels)
+
+
+# ---------------------------------------------------------------- chapters 9 and 10: likelihoods in one unit
+
+
+def _is_white(colour) -> bool:
+    return tuple(colour[:3]) == (1.0, 1.0, 1.0)
+
+
+def test_neg_elbo_against_c_draws_curves_stars_and_marks_an_off_scale_value():
+    cs = [0.0001, 0.001, 0.01, 0.05, 1.0]
+    values = [117_000.0, 1_960.0, -595.0, -170.0, 760.0]
+    ax = neg_elbo_against_c([("MNIST, fixed c", cs, values)], learned=[("MNIST, learned c", 0.02, -620.0)],
+                            title="t")
+    assert ax.get_xscale() == "log" and ax.get_title() == "t"
+    assert _is_white(ax.figure.get_facecolor()) and _is_white(ax.get_facecolor())
+    low, top = ax.get_ylim()
+    assert top < 117_000 and top > 1_960 and low < -620          # the outlier is left off the scale ...
+    texts = [t.get_text() for t in ax.texts]
+    assert any("117,000" in t and "off scale" in t for t in texts)  # ... and written beside its marker
+    line = ax.get_lines()[0]
+    assert list(line.get_xdata()) == cs and max(line.get_ydata()) == top
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["MNIST, fixed c", "MNIST, learned c"]
+
+
+def test_neg_elbo_against_c_keeps_the_full_scale_without_outliers():
+    ax = neg_elbo_against_c([("a", [0.01, 0.1, 1.0], [-100.0, 50.0, 300.0])])
+    assert not ax.texts and ax.get_ylim()[1] >= 300.0
+
+
+@pytest.mark.parametrize("curves, learned", [
+    ([("a", [0.1, 1.0], [1.0])], ()),                  # one value per c
+    ([("a", [0.0, 1.0], [1.0, 2.0])], ()),             # c must be > 0
+    ([("a", [0.1], [float("nan")])], ()),              # a finite -ELBO
+    ([], ()),                                          # nothing to draw
+    ([], [("b", -1.0, 3.0)]),                          # a learned c must be > 0 too
+])
+def test_neg_elbo_against_c_refuses_bad_input(curves, learned):
+    with pytest.raises(ConfigError):
+        neg_elbo_against_c(curves, learned)
+
+
+def test_bits_per_dim_bars_one_bar_per_row_with_its_number_and_floors():
+    rows = [("uniform", 8.0, "reference"), ("independent pixels", 1.95, "reference"),
+            ("MLP VAE", 7.31, "vae"), ("learned c", 6.62, "vae"), ("FFJORD", 0.99, "published")]
+    ax = bits_per_dim_bars(rows, floors=[None, None, 7.16, 6.3, None], title="bits")
+    bars = ax.patches
+    assert len(bars) == len(rows)
+    assert [round(b.get_width(), 2) for b in bars] == [8.0, 1.95, 7.31, 6.62, 0.99]
+    assert [b.get_facecolor()[:3] for b in bars][0] == pytest.approx((0.6, 0.6, 0.6))
+    assert [t.get_text() for t in ax.texts] == ["8.00", "1.95", "7.31", "6.62", "0.99"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [r[0] for r in rows]
+    assert ax.yaxis_inverted()                                      # the first row on top
+    floors = [line for line in ax.get_lines() if line.get_color() == "black"]
+    assert sorted(line.get_xdata()[0] for line in floors) == [6.3, 7.16]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(legend) == len(BAR_KINDS) + 1 and "lowest possible at the model's c" in legend
+    assert _is_white(ax.figure.get_facecolor()) and ax.get_title() == "bits"
+
+
+@pytest.mark.parametrize("rows, floors", [
+    ([], None),
+    ([("a", 1.0, "flow")], None),                     # unknown kind
+    ([("a", -1.0, "vae")], None),                     # bits cannot be negative
+    ([("a", 1.0, "vae")], [None, None]),              # one floor per row
+])
+def test_bits_per_dim_bars_refuses_bad_input(rows, floors):
+    with pytest.raises(ConfigError):
+        bits_per_dim_bars(rows, floors)

@@ -24,8 +24,9 @@ from .validation import codes as check_codes
 from .validation import finite, same_shape, whole
 
 
-def _posteriors(means: object, variances: object, rows: int = 1, positive: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def _posteriors(
+    means: object, variances: object, rows: int = 1, positive: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``means`` and ``variances`` if both are finite float32 ``[N, z]`` of one shape (N >= ``rows``)."""
     means = check_codes(means, "means", rows=rows)
     variances = check_codes(variances, "variances", rows=rows, least=0.0)
@@ -36,6 +37,7 @@ def _posteriors(means: object, variances: object, rows: int = 1, positive: bool 
 
 
 # ---------------------------------------------------------------- random codes
+
 
 def prior_samples(n: int, z: int, seed: int = 0) -> torch.Tensor:
     """``n`` codes drawn from the prior N(0, I) in ``z`` dimensions, reproducibly (chapters 8-9)."""
@@ -55,12 +57,15 @@ def posterior_samples(means: torch.Tensor, variances: torch.Tensor, seed: int = 
 
 # ---------------------------------------------------------------- per-dimension usage
 
+
 def kl_per_dim(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Average over ``images`` of KL(q(z_j|x) || N(0, 1)) for each latent dimension j, ``[z]`` (chapter 8).
 
     The entries add up to the KL term of the loss on the same images.
     """
     means, variances = encode(model, images)
+    if variances is None:
+        raise ConfigError("an autoencoder has no posterior variances: the KL per dimension is a VAE's")
     return kl_per_dimension(means, variances).mean(0)
 
 
@@ -92,8 +97,9 @@ def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
     return (means.var(0, unbiased=False) + variances.mean(0)).sqrt()
 
 
-def marginal_kl(means: torch.Tensor, variances: torch.Tensor, n_samples: int = 2000,
-                seed: int = 0, batch_size: int = 256) -> float:
+def marginal_kl(
+    means: torch.Tensor, variances: torch.Tensor, n_samples: int = 2000, seed: int = 0, batch_size: int = 256
+) -> float:
     """KL(q(z) || p(z)) in nats for the aggregate posterior q(z) = (1/N) sum_n q(z|x_n) of the N
     images whose posteriors are given (chapter 8's "prior holes").
 
@@ -111,10 +117,10 @@ def marginal_kl(means: torch.Tensor, variances: torch.Tensor, n_samples: int = 2
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randint(n, (n_samples,), generator=gen)
     samples = means[pick] + variances[pick].sqrt() * torch.randn(n_samples, z, generator=gen)
-    log_norm = -0.5 * (variances.log() + math.log(2 * math.pi)).sum(1)           # [N]
+    log_norm = -0.5 * (variances.log() + math.log(2 * math.pi)).sum(1)  # [N]
     total = 0.0
     for start in range(0, n_samples, batch_size):
-        s = samples[start:start + batch_size].double()
+        s = samples[start : start + batch_size].double()
         sq = ((s[:, None, :] - means[None].double()).pow(2) / variances[None].double()).sum(2)
         log_q = torch.logsumexp(log_norm[None].double() - 0.5 * sq, dim=1) - math.log(n)
         log_p = -0.5 * (s.pow(2).sum(1) + z * math.log(2 * math.pi))
@@ -122,8 +128,7 @@ def marginal_kl(means: torch.Tensor, variances: torch.Tensor, n_samples: int = 2
     return total / n_samples
 
 
-def aggregate_gaussian_samples(means: torch.Tensor, variances: torch.Tensor, n: int,
-                               seed: int = 0) -> torch.Tensor:
+def aggregate_gaussian_samples(means: torch.Tensor, variances: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     """``n`` codes from the Gaussian with the aggregate posterior's mean and full covariance (chapter 8).
 
     The covariance is that of the means plus the average posterior variance on the diagonal
@@ -134,8 +139,7 @@ def aggregate_gaussian_samples(means: torch.Tensor, variances: torch.Tensor, n: 
     whole(n, "number of samples", 1)
     validation.seed(seed)
     centre = means.mean(0)
-    cov = torch.cov(means.T.double()).reshape(means.shape[1], means.shape[1]) \
-        + torch.diag(variances.mean(0).double())
+    cov = torch.cov(means.T.double()).reshape(means.shape[1], means.shape[1]) + torch.diag(variances.mean(0).double())
     chol = torch.linalg.cholesky(cov)
     eps = torch.randn(n, means.shape[1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return (centre.double() + eps @ chol.T).float()
@@ -143,15 +147,17 @@ def aggregate_gaussian_samples(means: torch.Tensor, variances: torch.Tensor, n: 
 
 # ---------------------------------------------------------------- distances in latent space
 
-def nearest_code(samples: torch.Tensor, codes: torch.Tensor,
-                 batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+
+def nearest_code(
+    samples: torch.Tensor, codes: torch.Tensor, batch_size: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Distance from each row of ``samples`` to the nearest row of ``codes``, and its index (chapters 2, 8)."""
     samples = check_codes(samples, "samples")
     codes = check_codes(codes, "codes", samples.shape[1])
     whole(batch_size, "batch size", 1)
     distances, indices = [], []
     for start in range(0, len(samples), batch_size):
-        d = torch.cdist(samples[start:start + batch_size], codes)
+        d = torch.cdist(samples[start : start + batch_size], codes)
         best = d.min(1)
         distances.append(best.values)
         indices.append(best.indices)
@@ -164,6 +170,7 @@ def nearest_code_distance(samples: torch.Tensor, codes: torch.Tensor, batch_size
 
 
 # ---------------------------------------------------------------- rate and distortion
+
 
 def distortion(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
     """Mean squared error per pixel between ``images`` and their decodings of one z ~ q(z|x) (chapter 9)."""
@@ -188,4 +195,3 @@ def negative_elbo_nats(mse_per_pixel: float, kl: float, c: float, n_pixels: int 
     finite(kl, "KL", 0)
     whole(n_pixels, "number of pixels", 1)
     return n_pixels * mse_per_pixel / (2.0 * check_c(c)) + gaussian_log_constant(c, n_pixels) + kl
-

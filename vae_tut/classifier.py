@@ -41,9 +41,13 @@ N_CLASSES = 10
 def build_classifier() -> nn.Module:
     """Two stride-2 convolutions and a linear layer: 28 -> 14 -> 7, then 10 class logits."""
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 7 * 7, N_CLASSES),
+        nn.Conv2d(1, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Dropout(0.25),
+        nn.Linear(64 * 7 * 7, N_CLASSES),
     )
 
 
@@ -84,14 +88,14 @@ def _fit(dataset: str, quick: bool, seed: int = 0) -> tuple[nn.Module, float]:
     for _ in range(epochs):
         perm = torch.randperm(len(train_x), generator=order)
         for start in range(0, len(train_x), 128):
-            idx = perm[start:start + 128]
+            idx = perm[start : start + 128]
             loss = nn.functional.cross_entropy(model(train_x[idx]), train_y[idx].long())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
     model.eval()
     with torch.no_grad():
-        predicted = torch.cat([model(test_x[s:s + 1000]).argmax(1) for s in range(0, len(test_x), 1000)])
+        predicted = torch.cat([model(test_x[s : s + 1000]).argmax(1) for s in range(0, len(test_x), 1000)])
     return model, float((predicted == test_y.long()).float().mean())
 
 
@@ -109,8 +113,14 @@ def load_classifier(dataset: str = "mnist") -> Classifier:
 
     validation.one_of(dataset, DATASETS, "dataset")
     quick = quick_mode()
-    digest = store.key_digest({"dataset": dataset, "quick": quick, "epochs": EPOCHS,
-                               "code": store.code_version([sys.modules[__name__], load_dataset])})
+    digest = store.key_digest(
+        {
+            "dataset": dataset,
+            "quick": quick,
+            "epochs": EPOCHS,
+            "code": store.code_version([sys.modules[__name__], load_dataset]),
+        }
+    )
     folder = cache_dir() / "classifier" / f"{dataset}-{digest}"
 
     def compute(_scratch: Path) -> tuple[Classifier, dict]:
@@ -128,8 +138,11 @@ def load_classifier(dataset: str = "mnist") -> Classifier:
             weights = (entry / "model.pt").read_bytes()
         except (OSError, ValueError) as err:
             raise CacheError(f"classifier entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
-        if not isinstance(meta, dict) or any(k not in meta for k in ("test_accuracy", "quick", "checksum")) \
-                or meta["checksum"] != _checksum(meta, weights):
+        if (
+            not isinstance(meta, dict)
+            or any(k not in meta for k in ("test_accuracy", "quick", "checksum"))
+            or meta["checksum"] != _checksum(meta, weights)
+        ):
             raise CacheError(f"classifier entry {entry}: weights or accuracy do not match their checksum; {advice}")
         model = build_classifier()
         try:
@@ -148,7 +161,7 @@ def class_probabilities(images: torch.Tensor, dataset: str = "mnist") -> torch.T
     model = load_classifier(dataset).model
     with torch.no_grad():
         images = images.detach().float().cpu()
-        return torch.cat([model(images[s:s + 1000]).softmax(1) for s in range(0, len(images), 1000)])
+        return torch.cat([model(images[s : s + 1000]).softmax(1) for s in range(0, len(images), 1000)])
 
 
 def verdict(probs: torch.Tensor) -> SampleQuality:

@@ -32,8 +32,9 @@ class Row(NamedTuple):
     value: float
 
 
-def image_terms(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0,
-                batch_size: int = 1000) -> dict[str, torch.Tensor]:
+def image_terms(
+    model: VAE, images: torch.Tensor, c: float, *, seed: int = 0, batch_size: int = 1000
+) -> dict[str, torch.Tensor]:
     """Per-image terms ``[N]`` of a VAE on ``images`` (chapter 5), with one code
     z = mean + sqrt(var) * eps per image drawn from a generator seeded with ``seed``:
 
@@ -49,7 +50,7 @@ def image_terms(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0,
     device = next(model.parameters()).device
     with eval_mode(model):
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size]
+            x = images[start : start + batch_size]
             mean, var = (t.cpu() for t in model.encode(x.to(device)))
             eps = torch.randn(mean.shape, generator=generator)
             z = mean + var.sqrt() * eps
@@ -67,8 +68,9 @@ def image_terms(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0,
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def kl_per_batch(model: VAE, images: torch.Tensor, *, batch_size: int = BATCH,
-                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def kl_per_batch(
+    model: VAE, images: torch.Tensor, *, batch_size: int = BATCH, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch means of the closed-form KL and of its one-sample estimate, one per full batch
     (chapter 5): both average to about the same value, the second scatters more."""
     terms = image_terms(model, images, 1.0, seed=seed)
@@ -78,8 +80,7 @@ def kl_per_batch(model: VAE, images: torch.Tensor, *, batch_size: int = BATCH,
     return (terms["kl"][:n].view(-1, batch_size).mean(1), terms["kl_mc"][:n].view(-1, batch_size).mean(1))
 
 
-def conventions(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0,
-                batch_size: int = BATCH) -> list[Row]:
+def conventions(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0, batch_size: int = BATCH) -> list[Row]:
     """What each convention prints for one model on ``images`` (grey, in [0, 1]) (chapter 5).
 
     All values are averages over the images unless the name says otherwise; the Bernoulli
@@ -93,21 +94,36 @@ def conventions(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0,
     sample_kl = "log q(z∣x) − log p(z)"  # ∣ rather than |, which would split a Markdown table cell
     return [
         Row("report", "this book (the report's loss)", "‖x − x̂‖²/(2c) + KL, per image", report),
-        Row("nelbo", "−ELBO in nats, Gaussian decoder", "the above + (D/2) log(2πc)",
-            report + gaussian_log_constant(c)),
+        Row(
+            "nelbo", "−ELBO in nats, Gaussian decoder", "the above + (D/2) log(2πc)", report + gaussian_log_constant(c)
+        ),
         Row("sq_err", "squared error without 1/(2c)", "‖x − x̂‖² + KL, per image", avg["sq_err"] + avg["kl"]),
-        Row("bce", "BCE on grey pixels + KL (pytorch/examples, Keras)", "Σ_pixels BCE(x, x̂) + KL, per image",
-            bce_kl),
-        Row("bce_batch", f"the same, summed over a batch of {batch_size}", f"per image × {batch_size}",
-            bce_kl * batch_size),
-        Row("bce_pixel", "BCE averaged over pixels (reduction='mean')", f"Σ_pixels BCE(x, x̂) / {N_PIXELS}",
-            avg["bce"] / N_PIXELS),
-        Row("pyro", "BCE on grey pixels + one-sample KL (Pyro)", f"Σ_pixels BCE(x, x̂) + {sample_kl}",
-            avg["bce"] + avg["kl_mc"]),
+        Row("bce", "BCE on grey pixels + KL (pytorch/examples, Keras)", "Σ_pixels BCE(x, x̂) + KL, per image", bce_kl),
+        Row(
+            "bce_batch",
+            f"the same, summed over a batch of {batch_size}",
+            f"per image × {batch_size}",
+            bce_kl * batch_size,
+        ),
+        Row(
+            "bce_pixel",
+            "BCE averaged over pixels (reduction='mean')",
+            f"Σ_pixels BCE(x, x̂) / {N_PIXELS}",
+            avg["bce"] / N_PIXELS,
+        ),
+        Row(
+            "pyro",
+            "BCE on grey pixels + one-sample KL (Pyro)",
+            f"Σ_pixels BCE(x, x̂) + {sample_kl}",
+            avg["bce"] + avg["kl_mc"],
+        ),
         Row("floor", "lowest possible BCE on these grey pixels", "Σ_pixels BCE(x, x)", avg["bce_floor"]),
-        Row("tf", "ELBO on pixels thresholded at 0.5, one-sample KL (TensorFlow)",
+        Row(
+            "tf",
+            "ELBO on pixels thresholded at 0.5, one-sample KL (TensorFlow)",
             f"−(Σ_pixels BCE(b, b̂) + {sample_kl.replace('x', 'b')}), b = [x > 0.5]",
-            -float((binary["bce"] + binary["kl_mc"]).double().mean())),
+            -float((binary["bce"] + binary["kl_mc"]).double().mean()),
+        ),
     ]
 
 

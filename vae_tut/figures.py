@@ -10,7 +10,7 @@ view is one function drawing on an ``Axes``; :func:`generation_figure` and
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -31,8 +31,9 @@ PAD = 1  # pixels between the images of a grid (the default of :func:`vae_tut.pl
 
 def _check_2d(model: nn.Module, what: str) -> None:
     if getattr(model, "latent_dim", None) != 2:
-        raise ConfigError(f"{what} needs a model with a 2-D latent space, "
-                         f"got latent_dim={getattr(model, 'latent_dim', None)!r}")
+        raise ConfigError(
+            f"{what} needs a model with a 2-D latent space, got latent_dim={getattr(model, 'latent_dim', None)!r}"
+        )
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
@@ -41,16 +42,26 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return ax
 
 
-def prior_sample_grid(model: nn.Module, n_side: int = 10, seed: int = 0, ax: Axes | None = None,
-                  title: str | None = "samples, z ~ N(0, I)") -> Axes:
+def prior_sample_grid(
+    model: nn.Module,
+    n_side: int = 10,
+    seed: int = 0,
+    ax: Axes | None = None,
+    title: str | None = "samples, z ~ N(0, I)",
+) -> Axes:
     """``n_side * n_side`` images decoded from codes drawn from N(0, I) with a seeded generator."""
     validation.whole(n_side, "n_side", 1)
-    codes = prior_samples(n_side * n_side, model.latent_dim, seed)
+    codes = prior_samples(n_side * n_side, model.latent_dim, seed)  # type: ignore[arg-type]
     return image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (5, 5)), title=title)
 
 
-def manifold(model: nn.Module, n_side: int = 20, tail: float = 0.05, ax: Axes | None = None,
-             title: str | None = "latent manifold (normal quantiles)") -> Axes:
+def manifold(
+    model: nn.Module,
+    n_side: int = 20,
+    tail: float = 0.05,
+    ax: Axes | None = None,
+    title: str | None = "latent manifold (normal quantiles)",
+) -> Axes:
     """Images decoded on an ``n_side x n_side`` grid of N(0, 1) quantiles ``tail .. 1 - tail``.
 
     The first and last columns and rows are labelled with their code values.
@@ -69,10 +80,16 @@ def manifold(model: nn.Module, n_side: int = 20, tail: float = 0.05, ax: Axes | 
     return ax
 
 
-def latent_map(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-               class_names: Sequence[str] | None = None, ax: Axes | None = None,
-               title: str | None = "posterior means of the test set", tail: float | None = 0.05,
-               path: torch.Tensor | None = None) -> Axes:
+def latent_map(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = "posterior means of the test set",
+    tail: float | None = 0.05,
+    path: torch.Tensor | None = None,
+) -> Axes:
     """Posterior means of ``images`` coloured by class.
 
     ``tail`` draws the square that :func:`manifold` decodes (``None``: no square);
@@ -85,16 +102,14 @@ def latent_map(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     ax = latent_scatter(means, labels, ax=_axes(ax, (7, 5.5)), class_names=class_names, title=title)
     if tail is not None:
         (x0, y0), (x1, y1) = extent(normal_quantile_codes(2, tail), margin=0.0)
-        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=1.2,
-                               color="black"))
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=1.2, color="black"))
     if path is not None:
         ax.plot(path[:, 0].numpy(), path[:, 1].numpy(), "k.-", lw=1.5, ms=6)
         ax.plot(path[[0, -1], 0].numpy(), path[[0, -1], 1].numpy(), "ko", ms=9, mfc="none", mew=2)
     return ax
 
 
-def interpolation_codes(model: nn.Module, start: torch.Tensor, end: torch.Tensor,
-                        steps: int = 10) -> torch.Tensor:
+def interpolation_codes(model: nn.Module, start: torch.Tensor, end: torch.Tensor, steps: int = 10) -> torch.Tensor:
     """``steps`` codes on the line between the posterior means of two images ``[1, 28, 28]``."""
     for image, name in ((start, "start"), (end, "end")):
         if not isinstance(image, torch.Tensor) or tuple(image.shape) != IMAGE_SHAPE:
@@ -104,22 +119,27 @@ def interpolation_codes(model: nn.Module, start: torch.Tensor, end: torch.Tensor
     return interpolate(means[0], means[1], steps)
 
 
-def generation_figure(model: nn.Module, title: str, seed: int = 0, n_side: int = 10,
-                      n_manifold: int = 20) -> Figure:
+def generation_figure(model: nn.Module, title: str, seed: int = 0, n_side: int = 10, n_manifold: int = 20) -> Figure:
     """Two panels: prior samples (:func:`prior_sample_grid`) beside the manifold (:func:`manifold`)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 6.4), gridspec_kw={"width_ratios": [1, 1]})
-    prior_sample_grid(model, n_side=n_side, seed=seed, ax=axes[0],
-                  title=f"{n_side * n_side} samples, z ~ N(0, I) (seed {seed})")
-    manifold(model, n_side=n_manifold, ax=axes[1],
-             title=f"manifold: {n_manifold} x {n_manifold} normal quantiles")
+    prior_sample_grid(
+        model, n_side=n_side, seed=seed, ax=axes[0], title=f"{n_side * n_side} samples, z ~ N(0, I) (seed {seed})"
+    )
+    manifold(model, n_side=n_manifold, ax=axes[1], title=f"manifold: {n_manifold} x {n_manifold} normal quantiles")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def latent_figure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                  pair: tuple[int, int], title: str, class_names: Sequence[str] | None = None,
-                  steps: int = 10) -> Figure:
+def latent_figure(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    pair: tuple[int, int],
+    title: str,
+    class_names: Sequence[str] | None = None,
+    steps: int = 10,
+) -> Figure:
     """Two panels: the test set's means with the manifold square and an interpolation path
     (:func:`latent_map`), and the images decoded along that path.
 
@@ -129,14 +149,26 @@ def latent_figure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     labels = validation.labels(labels, len(images))
     i, j = validation.pair(pair, len(images))
     n_classes = int(labels.max()) + 1
-    names = validation.class_names(class_names if class_names is not None else
-                                   [str(k) for k in range(n_classes)], n_classes)
+    names = validation.class_names(
+        class_names if class_names is not None else [str(k) for k in range(n_classes)], n_classes
+    )
     codes = interpolation_codes(model, images[i], images[j], steps)
     fig, axes = plt.subplots(2, 1, figsize=(8.5, 9.2), gridspec_kw={"height_ratios": [5.2, 1.2]})
-    latent_map(model, images, labels, class_names=names, ax=axes[0], path=codes,
-               title="posterior means of the test images (dashed: the manifold's square)")
-    image_grid(decode(model, codes), nrow=steps, ax=axes[1],
-               title=f"interpolation: {names[int(labels[i])]} -> {names[int(labels[j])]}")
+    latent_map(
+        model,
+        images,
+        labels,
+        class_names=names,
+        ax=axes[0],
+        path=codes,
+        title="posterior means of the test images (dashed: the manifold's square)",
+    )
+    image_grid(
+        decode(model, codes),
+        nrow=steps,
+        ax=axes[1],
+        title=f"interpolation: {names[int(labels[i])]} -> {names[int(labels[j])]}",
+    )
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -21,8 +21,7 @@ def _latent_dim(model: nn.Module) -> int | None:
     return dim if isinstance(dim, int) else None
 
 
-def encode(model: nn.Module, images: torch.Tensor,
-           batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor | None]:
+def encode(model: nn.Module, images: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Posterior means ``[N, z]`` and variances (``None`` for an autoencoder) of ``images``."""
     check_images(images)
     whole(batch_size, "batch size", 1)
@@ -30,7 +29,7 @@ def encode(model: nn.Module, images: torch.Tensor,
     means, variances = [], []
     with eval_mode(model):
         for start in range(0, len(images), batch_size):
-            mean, var = model.encode(images[start:start + batch_size].to(device))
+            mean, var = model.encode(images[start : start + batch_size].to(device))  # type: ignore[operator]
             means.append(mean.cpu())
             if var is not None:
                 variances.append(var.cpu())
@@ -43,8 +42,10 @@ def decode(model: nn.Module, codes: torch.Tensor, batch_size: int = 2000) -> tor
     whole(batch_size, "batch size", 1)
     device = next(model.parameters()).device
     with eval_mode(model):
-        parts = [torch.sigmoid(model.decode(codes[s:s + batch_size].to(device))).cpu()
-                 for s in range(0, len(codes), batch_size)]
+        parts = [
+            torch.sigmoid(model.decode(codes[s : s + batch_size].to(device))).cpu()  # type: ignore[operator]
+            for s in range(0, len(codes), batch_size)
+        ]
     return torch.cat(parts)
 
 
@@ -87,8 +88,9 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tens
         ends.append(tensor(point, f"end point {name}", (None,), float32=False))
     a, b = ends
     if a.shape != b.shape or a.dtype != b.dtype:
-        raise ConfigError(f"the end points must have one shape and type, got {list(a.shape)} {a.dtype} "
-                          f"and {list(b.shape)} {b.dtype}")
+        raise ConfigError(
+            f"the end points must have one shape and type, got {list(a.shape)} {a.dtype} and {list(b.shape)} {b.dtype}"
+        )
     whole(steps, "steps", 2)
     t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
     return (1 - t) * a.reshape(1, -1) + t * b.reshape(1, -1)

@@ -2,7 +2,8 @@
 
 :mod:`vae_tut.evaluate` holds the estimators; this module names the runs chapter 10
 scores (:data:`LIKELIHOOD_MODELS`, and chapter 5's Bernoulli sidebar,
-:data:`BERNOULLI_MODELS`), its settings, and keeps each run's estimates in the run
+:data:`BERNOULLI_MODELS`), the decoder variance each run is scored with
+(:func:`decoder_c`), its settings, and keeps each run's estimates in the run
 cache under ``likelihood/``. An entry's key holds the run's checksum (so a model
 with other weights is scored afresh, never served another's numbers), the images,
 the settings, and the code of the estimators (:data:`CODE_VERSION`), but not the
@@ -16,42 +17,69 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
 from . import evaluate, losses, store
 from .data import load_dataset
 from .errors import CacheError, ConfigError
-from .evaluate import (bits_per_dim_8bit, check_images, check_k, dequantize, elbo_terms, is_8bit,
-                       iwae_from_weights, log_importance_weights_at, model_device)
-from .experiments import BASE, BERNOULLI, LATENT, LIKELIHOOD, Run, RunConfig, cache_dir, quick_mode, run
+from .evaluate import (
+    LatentModel,
+    bits_per_dim_8bit,
+    check_images,
+    check_k,
+    dequantize,
+    elbo_terms,
+    is_8bit,
+    iwae_from_weights,
+    log_importance_weights_at,
+    model_device,
+)
+from .experiments import BASE, BERNOULLI, LATENT, LEARNED_C, LIKELIHOOD, Run, RunConfig, cache_dir, quick_mode, run
 from .losses import binarize
 from .train import resolve_device
 
 # The models whose likelihood chapter 10 estimates (`python -m vae_tut reproduce`, or the book
-# build's `_ext/train_grid.py`, computes them in parallel first, so the chapter reads them).
+# build's `_ext/train_grid.py`, computes them in parallel first, so the chapter reads them): per data
+# set the MLP and the CNN with z = 2 and z = 10 at c = 0.05, and the MLP whose c is learned (chapter 9).
 LIKELIHOOD_MODELS: dict[str, RunConfig] = {
     "mlp-mnist-z2": BASE["mlp-mnist"],
     "cnn-mnist-z2": BASE["cnn-mnist"],
-    "mlp-fashion-z2": BASE["mlp-fashion-mnist"],
-    "cnn-fashion-z2": BASE["cnn-fashion-mnist"],
     "mlp-mnist-z10": LATENT["mlp-mnist-z10"],
     "cnn-mnist-z10": LATENT["cnn-mnist-z10"],
+    "mlp-mnist-learned-c": LEARNED_C["mlp-mnist-learned-c"],
+    "mlp-fashion-z2": BASE["mlp-fashion-mnist"],
+    "cnn-fashion-z2": BASE["cnn-fashion-mnist"],
     "mlp-fashion-z10": LIKELIHOOD["mlp-fashion-mnist-z10"],
     "cnn-fashion-z10": LIKELIHOOD["cnn-fashion-mnist-z10"],
+    "mlp-fashion-learned-c": LEARNED_C["mlp-fashion-mnist-learned-c"],
 }
 
 # Chapter 5's sidebar: the Bernoulli-decoder runs, scored on binarised test images.
 BERNOULLI_MODELS: dict[str, RunConfig] = dict(BERNOULLI)
 
 
+def decoder_c(trained: Run) -> float:
+    """The decoder variance c a run is scored with: the learned ``exp(log_c)`` of a model that has
+    one (``likelihood="gaussian-learned"``, chapter 9), else the fixed c of its config."""
+    log_c = getattr(trained.model, "log_c", None)
+    if log_c is not None:
+        return float(torch.as_tensor(log_c).detach().double().exp())
+    return float(trained.config.c)
+
+
 def likelihood_settings() -> dict[str, Any]:
     """Chapter 10's settings: the first 1,000 test images and k up to 1,000 (quick mode: 100 and 100)."""
     quick = quick_mode()
-    return {"n_images": 100 if quick else 1000, "ks": (1, 10, 100) if quick else (1, 10, 100, 1000),
-            "elbo_samples": 10, "seed": 0}
+    return {
+        "n_images": 100 if quick else 1000,
+        "ks": (1, 10, 100) if quick else (1, 10, 100, 1000),
+        "elbo_samples": 10,
+        "seed": 0,
+    }
 
 
 def _check_ks(ks: Iterable[int]) -> list[int]:
@@ -74,15 +102,21 @@ def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int,
     """The cache folder of ``trained``'s estimates on ``images`` (already :func:`_scored_images`)."""
     checksum = getattr(trained, "checksum", "")
     if not checksum:
-        raise ConfigError("only a run of vae_tut.experiments.run (it has a checksum) is cached; "
-                          "pass cache=False")
+        raise ConfigError("only a run of vae_tut.experiments.run (it has a checksum) is cached; pass cache=False")
     config = trained.config
-    digest = store.key_digest({
-        "config": config.as_dict(), "checksum": checksum, "ks": ks, "elbo_samples": elbo_samples,
-        "seed": seed, "code": CODE_VERSION, "torch": torch.__version__,
-        "device": model_device(trained.model).type,
-        "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
-    })
+    digest = store.key_digest(
+        {
+            "config": config.as_dict(),
+            "checksum": checksum,
+            "ks": ks,
+            "elbo_samples": elbo_samples,
+            "seed": seed,
+            "code": CODE_VERSION,
+            "torch": torch.__version__,
+            "device": model_device(trained.model).type,
+            "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
+        }
+    )
     return cache_dir() / "likelihood" / f"{config.arch}-{config.kind}-{config.dataset}-z{config.z}-{digest}"
 
 
@@ -92,8 +126,15 @@ def _numbers_checksum(result: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(as_written, sort_keys=True).encode()).hexdigest()
 
 
-def evaluate_run(trained: Run, images: torch.Tensor, ks: Iterable[int] = (1, 10, 100, 1000), *,
-                 elbo_samples: int = 10, seed: int = 0, cache: bool = True) -> dict[str, Any]:
+def evaluate_run(
+    trained: Run,
+    images: torch.Tensor,
+    ks: Iterable[int] = (1, 10, 100, 1000),
+    *,
+    elbo_samples: int = 10,
+    seed: int = 0,
+    cache: bool = True,
+) -> dict[str, Any]:
     """ELBO and importance-weighted estimates for a trained :class:`~vae_tut.experiments.Run` (chapter 10).
 
     Draws ``max(ks)`` samples per image once and reads every smaller k off the
@@ -106,34 +147,43 @@ def evaluate_run(trained: Run, images: torch.Tensor, ks: Iterable[int] = (1, 10,
     are 8-bit and the decoder Gaussian; a Bernoulli run is scored on one fixed
     binarisation of the images), plus ``n_images``, ``seconds`` (the time the
     importance sampling took when it was computed), ``threads``, ``label`` and
-    ``cached`` (whether it was read back). With ``cache=True`` the result is an entry
+    ``cached`` (whether it was read back), and ``c``, the decoder variance scored
+    (:func:`decoder_c`: a learned one where the model has it; ``None`` for a Bernoulli
+    decoder). With ``cache=True`` the result is an entry
     of the run cache (:func:`vae_tut.store.cached`, key: see this module's docstring).
     """
     ks = _check_ks(ks)
     config = trained.config
     images = _scored_images(images, config, seed)
+    gaussian = config.likelihood != "bernoulli"
+    c = decoder_c(trained)
+    model: LatentModel = trained.model  # type: ignore[assignment]  # a VAE: encode(x) -> (mean, var)
 
     def compute(_scratch: Path) -> tuple[dict, dict]:
-        expected, kl = elbo_terms(trained.model, images, config.c, elbo_samples, seed=seed,
-                                  likelihood=config.likelihood)
+        expected, kl = elbo_terms(model, images, c, elbo_samples, seed=seed, likelihood=config.likelihood)
         start = time.perf_counter()
-        eight_bit = config.likelihood == "gaussian" and is_8bit(images)
+        eight_bit = gaussian and is_8bit(images)
         targets = [images, dequantize(images, seed + 2)] if eight_bit else [images]
-        log_ws = log_importance_weights_at(trained.model, images, targets, config.c, max(ks),
-                                           seed=seed + 1, likelihood=config.likelihood)
+        log_ws = log_importance_weights_at(
+            model, images, targets, c, max(ks), seed=seed + 1, likelihood=config.likelihood
+        )
         seconds = time.perf_counter() - start
         gap = iwae_from_weights(log_ws[0]) - (expected - kl)
         result = {
-            "label": config.label(), "n_images": len(images), "seconds": seconds,
+            "label": config.label(),
+            "c": c if gaussian else None,
+            "n_images": len(images),
+            "seconds": seconds,
             "threads": torch.get_num_threads(),
-            "elbo": float((expected - kl).mean()), "expected_log_lik": float(expected.mean()),
+            "elbo": float((expected - kl).mean()),
+            "expected_log_lik": float(expected.mean()),
             "kl": float(kl.mean()),
             "iwae": {k: float(iwae_from_weights(log_ws[0], k).mean()) for k in ks},
             "gap_se": float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
             # 8-bit bits per dimension from the same samples, at dequantised copies of the images
-            "bits8": None if len(log_ws) == 1 else {
-                k: float(bits_per_dim_8bit(iwae_from_weights(log_ws[1], k).mean(), images[0].numel()))
-                for k in ks},
+            "bits8": None
+            if len(log_ws) == 1
+            else {k: float(bits_per_dim_8bit(iwae_from_weights(log_ws[1], k).mean(), images[0].numel())) for k in ks},
         }
         files = {"result.json": {**result, "checksum": _numbers_checksum(result)}}
         return {**result, "cached": False}, files
@@ -146,8 +196,10 @@ def evaluate_run(trained: Run, images: torch.Tensor, ks: Iterable[int] = (1, 10,
         except (OSError, ValueError, AttributeError):
             raise CacheError(f"likelihood entry {folder} is unreadable; {advice}") from None
         if checksum != _numbers_checksum(saved):
-            raise CacheError(f"likelihood entry {folder}: its numbers do not match their checksum "
-                             f"(changed after they were computed); {advice}")
+            raise CacheError(
+                f"likelihood entry {folder}: its numbers do not match their checksum "
+                f"(changed after they were computed); {advice}"
+            )
         try:
             saved["iwae"] = {int(k): v for k, v in saved["iwae"].items()}
             if saved["bits8"] is not None:
@@ -163,12 +215,13 @@ def evaluate_run(trained: Run, images: torch.Tensor, ks: Iterable[int] = (1, 10,
 
 # ---------------------------------------------------------------- chapter 10's estimates
 
+
 def _chapter_run(config: RunConfig, device: str | None) -> tuple[Run, torch.Tensor]:
     """The cached run of ``config`` (on ``device``) and the test images chapter 10 scores it on."""
     trained = run(config, device=device)
     if device is not None:  # the estimate runs where the model is
         trained.model.to(resolve_device(device))
-    images = load_dataset(trained.config.dataset, "test")[0][:likelihood_settings()["n_images"]]
+    images = load_dataset(trained.config.dataset, "test")[0][: likelihood_settings()["n_images"]]
     return trained, images
 
 
@@ -176,8 +229,9 @@ def estimate_likelihood(config: RunConfig, device: str | None = None) -> tuple[R
     """The cached run of ``config`` and its chapter-10 estimates (:func:`evaluate_run`), computed once."""
     settings = likelihood_settings()
     trained, images = _chapter_run(config, device)
-    return trained, evaluate_run(trained, images, ks=settings["ks"],
-                                 elbo_samples=settings["elbo_samples"], seed=settings["seed"])
+    return trained, evaluate_run(
+        trained, images, ks=settings["ks"], elbo_samples=settings["elbo_samples"], seed=settings["seed"]
+    )
 
 
 def is_estimated(config: RunConfig, device: str | None = None) -> bool:
@@ -188,10 +242,9 @@ def is_estimated(config: RunConfig, device: str | None = None) -> bool:
     settings = likelihood_settings()
     trained, images = _chapter_run(config, device)
     images = _scored_images(images, trained.config, settings["seed"])
-    return _entry(trained, images, _check_ks(settings["ks"]), settings["elbo_samples"],
-                  settings["seed"]).is_dir()
+    return _entry(trained, images, _check_ks(settings["ks"]), settings["elbo_samples"], settings["seed"]).is_dir()
 
 
 # What computes an estimate's numbers, hashed once at import (as a run's key is):
 # the estimators, the losses they share with training, and evaluate_run itself.
-CODE_VERSION: str = store.code_version([evaluate, losses, evaluate_run])
+CODE_VERSION: str = store.code_version([evaluate, losses, evaluate_run, decoder_c])

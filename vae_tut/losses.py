@@ -80,8 +80,12 @@ def bernoulli_reconstruction_loss(x: torch.Tensor, logits: torch.Tensor) -> torc
     """
     if x.shape != logits.shape:
         raise ConfigError(f"images and logits differ in shape: {list(x.shape)} vs {list(logits.shape)}")
-    return torch.nn.functional.binary_cross_entropy_with_logits(
-        logits.float(), x, reduction="none").flatten(1).sum(1).mean()
+    return (
+        torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
+        .flatten(1)
+        .sum(1)
+        .mean()
+    )
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -129,9 +133,17 @@ class LossTerms(NamedTuple):
         return self.recon + self.kl
 
 
-def vae_loss(x: torch.Tensor, logits: torch.Tensor, mean: torch.Tensor,
-             var: torch.Tensor | None, c: float, *, likelihood: str = "gaussian",
-             kl_variant: str = "exact", log_c: torch.Tensor | None = None) -> LossTerms:
+def vae_loss(
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    mean: torch.Tensor,
+    var: torch.Tensor | None,
+    c: float,
+    *,
+    likelihood: str = "gaussian",
+    kl_variant: str = "exact",
+    log_c: torch.Tensor | None = None,
+) -> LossTerms:
     """Both terms for a batch; with ``var=None`` (a plain autoencoder) the KL term is zero.
 
     ``likelihood="bernoulli"`` expects 0/1 images and ignores ``c``;

@@ -51,16 +51,20 @@ class FCEncoder(nn.Module):
     ``conditions`` extra inputs (a one-hot label, chapter 4's conditional VAE) join the pixels.
     """
 
-    def __init__(self, latent_dim: int = 2, out_features: int | None = None,
-                 hidden: int = MLP_HIDDEN, conditions: int = 0) -> None:
+    def __init__(
+        self, latent_dim: int = 2, out_features: int | None = None, hidden: int = MLP_HIDDEN, conditions: int = 0
+    ) -> None:
         super().__init__()
         out = 2 * check_latent_dim(latent_dim) if out_features is None else out_features
         hidden = check_hidden(hidden)
         self.activation = nn.ELU()
         self.encode_layers = nn.Sequential(
-            nn.Linear(N_PIXELS + conditions, 300), self.activation,
-            nn.Linear(300, 100), self.activation,
-            nn.Linear(100, hidden), self.activation,
+            nn.Linear(N_PIXELS + conditions, 300),
+            self.activation,
+            nn.Linear(300, 100),
+            self.activation,
+            nn.Linear(100, hidden),
+            self.activation,
             nn.Linear(hidden, out),
         )
 
@@ -78,9 +82,12 @@ class FCDecoder(nn.Module):
         hidden = check_hidden(hidden)
         self.activation = nn.ELU()
         self.decode_layers = nn.Sequential(
-            nn.Linear(check_latent_dim(latent_dim) + conditions, hidden), self.activation,
-            nn.Linear(hidden, 100), self.activation,
-            nn.Linear(100, 300), self.activation,
+            nn.Linear(check_latent_dim(latent_dim) + conditions, hidden),
+            self.activation,
+            nn.Linear(hidden, 100),
+            self.activation,
+            nn.Linear(100, 300),
+            self.activation,
             nn.Linear(300, N_PIXELS),
         )
 
@@ -97,9 +104,15 @@ class CNNEncoder(nn.Module):
         out = 2 * check_latent_dim(latent_dim) if out_features is None else out_features
         self.activation = nn.ELU()
         self.conv_layers = nn.Sequential(
-            nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), self.activation,
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), self.activation,
-            nn.Conv2d(64, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), self.activation,
+            nn.Conv2d(1, 32, 3, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            self.activation,
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.BatchNorm2d(64),
+            self.activation,
+            nn.Conv2d(64, 32, 3, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            self.activation,
         )
         self.fc = nn.Linear(32 * 4 * 4, out)
 
@@ -121,11 +134,14 @@ class CNNDecoder(nn.Module):
         self.fc = nn.Linear(check_latent_dim(latent_dim), 32 * 4 * 4)
         self.conv_transpose_layers = nn.Sequential(
             nn.ConvTranspose2d(32, 64, 3, stride=2, padding=1),
-            nn.BatchNorm2d(64), self.activation,
+            nn.BatchNorm2d(64),
+            self.activation,
             nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),
-            nn.BatchNorm2d(32), self.activation,
+            nn.BatchNorm2d(32),
+            self.activation,
             nn.ConvTranspose2d(32, 32, 3, stride=2, padding=1, output_padding=1),
-            nn.BatchNorm2d(32), self.activation,
+            nn.BatchNorm2d(32),
+            self.activation,
             nn.Conv2d(32, 1, 3, stride=1, padding=1),
         )
 
@@ -150,8 +166,7 @@ class VAE(nn.Module):
     and the floor keeps ``log var`` finite.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
-                 learn_c: bool = False) -> None:
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, learn_c: bool = False) -> None:
         super().__init__()
         self.latent_dim = check_latent_dim(latent_dim)
         self.encoder = encoder
@@ -188,8 +203,9 @@ class ConditionalVAE(VAE):
 
     def _onehot(self, labels: torch.Tensor) -> torch.Tensor:
         if labels.dtype != torch.int64 or labels.dim() != 1:
-            raise ConfigError(f"labels must be an int64 tensor [N] of class indices, got {labels.dtype} "
-                              f"{list(labels.shape)}")
+            raise ConfigError(
+                f"labels must be an int64 tensor [N] of class indices, got {labels.dtype} {list(labels.shape)}"
+            )
         if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < self.n_classes):
             raise ConfigError(f"labels must be class indices from 0 to {self.n_classes - 1}")
         return F.one_hot(labels, self.n_classes).float()
@@ -233,8 +249,9 @@ class Autoencoder(nn.Module):
         return VAEOutput(self.decode(z), z, None, z)
 
 
-def build_model(arch: str = "mlp", latent_dim: int = 2, kind: str = "vae",
-                hidden: int = MLP_HIDDEN, learn_c: bool = False) -> nn.Module:
+def build_model(
+    arch: str = "mlp", latent_dim: int = 2, kind: str = "vae", hidden: int = MLP_HIDDEN, learn_c: bool = False
+) -> nn.Module:
     """A :class:`VAE`, :class:`Autoencoder` or (MLP only) :class:`ConditionalVAE` with the report's ``arch`` networks.
 
     ``hidden`` is the MLP's third hidden width; the CNN has no such layer. ``learn_c``
@@ -255,7 +272,7 @@ def build_model(arch: str = "mlp", latent_dim: int = 2, kind: str = "vae",
     else:
         if hidden != MLP_HIDDEN:
             raise ConfigError("the hidden width applies to the MLP only")
-        enc, dec = CNNEncoder(z, None if kind == "vae" else z), CNNDecoder(z)
+        enc, dec = CNNEncoder(z, None if kind == "vae" else z), CNNDecoder(z)  # type: ignore[assignment]
     return VAE(enc, dec, z, learn_c) if kind == "vae" else Autoencoder(enc, dec, z)
 
 

@@ -1,4 +1,5 @@
-"""The grid's missing work in worker processes: ``python -m vae_tut reproduce`` and the book build (Performance appendix).
+"""The grid's missing work in worker processes, for ``python -m vae_tut reproduce`` and the book build
+(Performance appendix).
 
 Small networks use a CPU's cores poorly from one process: two single-thread
 trainings side by side finish more epochs per minute than one two-thread
@@ -35,17 +36,17 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
 from .data import TRAIN_SIZE
 from .errors import ConfigError, VaeTutError
 from .experiments import RunConfig, cache_dir, grid, run
-from .likelihood import (BERNOULLI_MODELS, LIKELIHOOD_MODELS, estimate_likelihood, is_estimated,
-                         likelihood_settings)
+from .likelihood import BERNOULLI_MODELS, LIKELIHOOD_MODELS, estimate_likelihood, is_estimated, likelihood_settings
 from .models import MLP_HIDDEN
 from .train import MONITOR_SIZE, resolve_device
 
@@ -94,6 +95,7 @@ class Task:
 
 # ---------------------------------------------------------------- what the grid costs
 
+
 @functools.cache
 def network_flops(arch: str, z: int, kind: str = "vae", hidden: int = MLP_HIDDEN) -> tuple[float, float, float]:
     """FLOPs per image of a training step (forward and backward), an evaluation pass, and one decoding.
@@ -115,8 +117,9 @@ def network_flops(arch: str, z: int, kind: str = "vae", hidden: int = MLP_HIDDEN
         with FlopCounterMode(display=False) as forward:
             model.eval()(x, *extra)
         with FlopCounterMode(display=False) as decode:
-            model.decode(torch.zeros(batch, z), *extra)
-    return tuple(c.get_total_flops() / batch for c in (step, forward, decode))  # type: ignore[return-value]
+            model.decode(torch.zeros(batch, z), *extra)  # type: ignore[operator]
+    step_f, forward_f, decode_f = (c.get_total_flops() / batch for c in (step, forward, decode))
+    return step_f, forward_f, decode_f
 
 
 def training_task(name: str, config: RunConfig, *, device: str | None = None, retrain: bool = False) -> Task:
@@ -124,19 +127,34 @@ def training_task(name: str, config: RunConfig, *, device: str | None = None, re
     step, forward, _ = network_flops(config.arch, config.z, config.kind, config.hidden)
     images = min(config.train_size or TRAIN_SIZE, TRAIN_SIZE)
     flops = config.epochs * (step * images + forward * MONITOR_SIZE) + forward * TEST_SIZE
-    return Task(name, config.label(), run, (config,), {"device": device, "progress": False, "retrain": retrain},
-                epochs=config.epochs, flops=flops, family=f"{config.arch} training")
+    return Task(
+        name,
+        config.label(),
+        run,
+        (config,),
+        {"device": device, "progress": False, "retrain": retrain},
+        epochs=config.epochs,
+        flops=flops,
+        family=f"{config.arch} training",
+    )
 
 
-def likelihood_task(name: str, config: RunConfig, *, device: str | None = None,
-                    after: tuple[str, ...] = ()) -> Task:
+def likelihood_task(name: str, config: RunConfig, *, device: str | None = None, after: tuple[str, ...] = ()) -> Task:
     """Chapter 10's estimates of ``config``'s run (:func:`vae_tut.likelihood.estimate_likelihood`)."""
     _, forward, decode = network_flops(config.arch, config.z, config.kind, config.hidden)
     settings = likelihood_settings()
     decodes = max(settings["ks"]) + settings["elbo_samples"]  # per image; the encoder runs twice
     flops = settings["n_images"] * (2 * forward + decodes * decode)
-    return Task(f"likelihood {name}", config.label(), estimate_likelihood, (config,), {"device": device},
-                flops=flops, family=f"{config.arch} likelihood", after=after)
+    return Task(
+        f"likelihood {name}",
+        config.label(),
+        estimate_likelihood,
+        (config,),
+        {"device": device},
+        flops=flops,
+        family=f"{config.arch} likelihood",
+        after=after,
+    )
 
 
 def missing_tasks(only: str | None = None, *, device: str | None = None, retrain: bool = False) -> list[Task]:
@@ -178,10 +196,11 @@ def matmul_rate(threads: int = 1, n: int = 512, repeats: int = 8) -> float:
         seconds = time.perf_counter() - started
     finally:
         torch.set_num_threads(previous)
-    return repeats * 2 * n ** 3 / max(seconds, 1e-9)
+    return repeats * 2 * n**3 / max(seconds, 1e-9)
 
 
 # ---------------------------------------------------------------- progress and the time left
+
 
 def _minutes(seconds: float) -> str:
     minutes = seconds / 60
@@ -242,8 +261,10 @@ class _Progress:
 
     def begin(self) -> None:
         kinds = ", ".join(f"{n} {family}" for family, n in Counter(t.family for t in self.tasks).items())
-        self._say(f"grid: {len(self.tasks)} tasks ({kinds}) with {self.jobs} worker(s), "
-                  f"~{_minutes(self.left_s())} min (estimate)")
+        self._say(
+            f"grid: {len(self.tasks)} tasks ({kinds}) with {self.jobs} worker(s), "
+            f"~{_minutes(self.left_s())} min (estimate)"
+        )
 
     def started(self, task: Task) -> None:
         self.begun[task.name] = time.monotonic()
@@ -267,9 +288,11 @@ class _Progress:
             return
         self.last_line[name] = now
         per_epoch = seconds / epoch
-        self._say(f"{self._tag(name)}: epoch {epoch}/{task.epochs}, {per_epoch:.1f} s/epoch, "
-                  f"run ETA {(task.epochs - epoch) * per_epoch / 60:.1f} min, "
-                  f"grid ~{_minutes(self.left_s(now))} min left")
+        self._say(
+            f"{self._tag(name)}: epoch {epoch}/{task.epochs}, {per_epoch:.1f} s/epoch, "
+            f"run ETA {(task.epochs - epoch) * per_epoch / 60:.1f} min, "
+            f"grid ~{_minutes(self.left_s(now))} min left"
+        )
 
     def done(self, name: str, seconds: float) -> None:
         task = self.by_name[name][1]
@@ -300,6 +323,7 @@ def forecasts(log: str) -> tuple[list[tuple[float, float]], float | None]:
 
 
 # ---------------------------------------------------------------- running the tasks
+
 
 class RemoteTraceback(Exception):
     """The traceback of an error raised in a worker process (the cause of the error raised here)."""
@@ -360,7 +384,7 @@ def _next_ready(pending: list[Task], done: set[str]) -> Task | None:
 
 
 def _run_here(tasks: list[Task], progress: _Progress) -> None:
-    pending, done = list(tasks), set()
+    pending, done = list(tasks), set[str]()
     while pending:
         task = _next_ready(pending, done)
         if task is None:
@@ -374,11 +398,10 @@ def _run_in_workers(tasks: list[Task], jobs: int, threads: int, progress: _Progr
     context = multiprocessing.get_context("spawn")
     todo, events = context.Queue(), context.Queue()
     with _sigint_ignored():
-        workers = [context.Process(target=_worker, args=(todo, events, threads), daemon=True)
-                   for _ in range(jobs)]
+        workers = [context.Process(target=_worker, args=(todo, events, threads), daemon=True) for _ in range(jobs)]
         for worker in workers:
             worker.start()
-    pending, running, done = list(tasks), set(), set()
+    pending, running, done = list(tasks), set[str](), set[str]()
     try:
         while pending or running:
             while len(running) < jobs and (task := _next_ready(pending, done)) is not None:
@@ -392,8 +415,10 @@ def _run_in_workers(tasks: list[Task], jobs: int, threads: int, progress: _Progr
             except queue_module.Empty:
                 ended = [w.exitcode for w in workers if w.exitcode is not None]
                 if ended:
-                    raise VaeTutError(f"a worker process ended unexpectedly (exit code {ended[0]}) "
-                                      f"while running {', '.join(sorted(running))}") from None
+                    raise VaeTutError(
+                        f"a worker process ended unexpectedly (exit code {ended[0]}) "
+                        f"while running {', '.join(sorted(running))}"
+                    ) from None
                 continue
             if kind == "epoch":
                 progress.epoch(name, *rest)
@@ -422,8 +447,14 @@ def _run_in_workers(tasks: list[Task], jobs: int, threads: int, progress: _Progr
         events.close()
 
 
-def run_tasks(tasks: list[Task], jobs: int, *, say: Callable[[str], None] = print, interval: float = 30.0,
-              default_rate: float | None = None) -> None:
+def run_tasks(
+    tasks: list[Task],
+    jobs: int,
+    *,
+    say: Callable[[str], None] = print,
+    interval: float = 30.0,
+    default_rate: float | None = None,
+) -> None:
     """Run ``tasks`` in ``jobs`` worker processes (in this process when ``jobs`` or the work is 1).
 
     Each worker gets an equal share of the cores as threads. Tasks start in the

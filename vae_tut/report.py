@@ -8,7 +8,8 @@ no chapter builds them by hand. Tables are GitHub-style Markdown made by
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tabulate import tabulate
 
@@ -17,8 +18,9 @@ from .experiments import QUICK_EPOCHS, QUICK_TRAIN_SIZE, REPORT, Run, quick_mode
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "") -> str:
     """A Markdown table of already formatted cells, with an optional note (and the quick banner) above it."""
-    text = tabulate([[str(cell) for cell in row] for row in rows], list(headers), tablefmt="github",
-                    disable_numparse=True)
+    text = tabulate(
+        [[str(cell) for cell in row] for row in rows], list(headers), tablefmt="github", disable_numparse=True
+    )
     above = " ".join(part for part in (quick_banner(), note) if part)
     return f"{above}\n\n{text}" if above else text
 
@@ -35,8 +37,10 @@ def quick_banner(what: str = "", quick: bool | None = None) -> str:
     if not (quick_mode() if quick is None else quick):
         return ""
     extra = f"; {what}" if what else ""
-    return (f"**QUICK MODE**: models trained {QUICK_EPOCHS} epochs on {QUICK_TRAIN_SIZE:,} images{extra}; "
-            "smoke tests, not comparable with the report.")
+    return (
+        f"**QUICK MODE**: models trained {QUICK_EPOCHS} epochs on {QUICK_TRAIN_SIZE:,} images{extra}; "
+        "smoke tests, not comparable with the report."
+    )
 
 
 def quick_tag() -> str:
@@ -60,11 +64,34 @@ def results_table(runs: dict[str, Run]) -> str:
     for name, r in runs.items():
         ref = REPORT.get(name, {}).get("total")
         diff = "—" if ref is None else f"{100 * (r.train['total'] - ref) / ref:+.1f} %"
-        rows.append([name, r.config.precision, _fmt(ref), _fmt(r.train["recon"]), _fmt(r.train["kl"]),
-                     _fmt(r.train["total"]), diff, _fmt(r.test["recon"]), _fmt(r.test["kl"]),
-                     _fmt(r.test["total"]), f"{r.seconds:.0f}"])
-    headers = ["run", "precision", "report train total", "train recon", "train KL", "train total",
-               "difference to report", "test recon", "test KL", "test total", "seconds"]
+        rows.append(
+            [
+                name,
+                r.config.precision,
+                _fmt(ref),
+                _fmt(r.train["recon"]),
+                _fmt(r.train["kl"]),
+                _fmt(r.train["total"]),
+                diff,
+                _fmt(r.test["recon"]),
+                _fmt(r.test["kl"]),
+                _fmt(r.test["total"]),
+                f"{r.seconds:.0f}",
+            ]
+        )
+    headers = [
+        "run",
+        "precision",
+        "report train total",
+        "train recon",
+        "train KL",
+        "train total",
+        "difference to report",
+        "test recon",
+        "test KL",
+        "test total",
+        "seconds",
+    ]
     quick = any(r.config.is_quick for r in runs.values())
     table = tabulate(rows, headers, tablefmt="github", disable_numparse=True)
     return (quick_banner(quick=True) + "\n\n" + table if quick else table) + "\n"

@@ -96,8 +96,12 @@ def tolerances(seed_terms: Iterable[Mapping[str, float]], k: float = K_SEED) -> 
 def printed_terms(r: Run) -> dict[str, float]:
     """The terms a run's training prints: the last epoch's means and the last batch's values."""
     last = r.history[-1]
-    return {"recon": r.train["recon"], "kl": r.train["kl"],
-            "last_recon": last["last_recon"], "last_kl": last["last_kl"]}
+    return {
+        "recon": r.train["recon"],
+        "kl": r.train["kl"],
+        "last_recon": last["last_recon"],
+        "last_kl": last["last_kl"],
+    }
 
 
 def seed_tolerances() -> Tolerances:
@@ -130,8 +134,9 @@ def within(value: float, reference: float, tolerance: float) -> bool:
 def fits(dataset: str, recon: float, kl: float, tol: Tolerances, last_batch: bool = False) -> bool:
     """Whether printed terms ``recon`` and ``kl`` lie within the tolerances of the report's on ``dataset``."""
     ref = REPORT[f"mlp-{dataset}"]
-    return (within(recon, ref["recon"], tol.of(dataset, "recon", last_batch))
-            and within(kl, ref["kl"], tol.of(dataset, "kl", last_batch)))
+    return within(recon, ref["recon"], tol.of(dataset, "recon", last_batch)) and within(
+        kl, ref["kl"], tol.of(dataset, "kl", last_batch)
+    )
 
 
 def _run_of(dataset: str, suffix: str) -> Run:
@@ -148,8 +153,16 @@ def read(candidate: str, dataset: str, r: Any, test_x: Any, tol: Tolerances) -> 
     terms = printed_terms(r)
     recon, kl = (terms["last_recon"], terms["last_kl"]) if last_batch else (terms["recon"], terms["kl"])
     exact = average_loss(r.model, test_x, r.config.c)["kl"]
-    return Reading(candidate, dataset, recon, kl, exact, fits(dataset, recon, kl, tol, last_batch),
-                   tol.of(dataset, "recon", last_batch), tol.of(dataset, "kl", last_batch))
+    return Reading(
+        candidate,
+        dataset,
+        recon,
+        kl,
+        exact,
+        fits(dataset, recon, kl, tol, last_batch),
+        tol.of(dataset, "recon", last_batch),
+        tol.of(dataset, "kl", last_batch),
+    )
 
 
 def readings(n_images: int = 10_000, tol: Tolerances | None = None) -> list[Reading]:
@@ -169,5 +182,6 @@ def readings(n_images: int = 10_000, tol: Tolerances | None = None) -> list[Read
 
 def fitting(found: list[Reading]) -> list[str]:
     """The candidates that fit on every data set, in the order of :data:`CANDIDATES`."""
-    return [c for c in CANDIDATES if any(r.candidate == c for r in found)
-            and all(r.fits for r in found if r.candidate == c)]
+    return [
+        c for c in CANDIDATES if any(r.candidate == c for r in found) and all(r.fits for r in found if r.candidate == c)
+    ]

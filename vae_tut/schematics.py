@@ -8,7 +8,7 @@ background, so the figures read the same on the book's light and dark pages.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -31,18 +31,39 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return ax
 
 
-def _box(ax: Axes, xy: tuple[float, float], text: str, width: float = 1.5, height: float = 0.8,
-         colour: str = "#dbe9f6") -> None:
+def _box(
+    ax: Axes, xy: tuple[float, float], text: str, width: float = 1.5, height: float = 0.8, colour: str = "#dbe9f6"
+) -> None:
     x, y = xy
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
-                                boxstyle="round,pad=0.05", fc=colour, ec=INK, lw=1.2))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.05", fc=colour, ec=INK, lw=1.2
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=11, color=INK)
 
 
-def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], style: str = "-|>",
-           dashed: bool = False, colour: str = INK) -> None:
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=14, lw=1.3, color=colour,
-                                 linestyle="--" if dashed else "-", shrinkA=2, shrinkB=2))
+def _arrow(
+    ax: Axes,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    style: str = "-|>",
+    dashed: bool = False,
+    colour: str = INK,
+) -> None:
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle=style,
+            mutation_scale=14,
+            lw=1.3,
+            color=colour,
+            linestyle="--" if dashed else "-",
+            shrinkA=2,
+            shrinkB=2,
+        )
+    )
 
 
 def vae_diagram(ax: Axes | None = None) -> Axes:
@@ -53,8 +74,7 @@ def vae_diagram(ax: Axes | None = None) -> Axes:
     _box(ax, (0.5, row), r"image $\mathbf{x}$", 1.2, colour="white")
     _box(ax, (2.3, row), "encoder\n" + r"$q_\phi(\mathbf{z}\mid\mathbf{x})$")
     _box(ax, (4.3, row), r"$\mu, \sigma^2$", 1.3, colour="#fde2c8")
-    _box(ax, (6.5, row), r"$\mathbf{z} = \mu + \sigma \odot \varepsilon$",
-         2.2, colour="#fde2c8")
+    _box(ax, (6.5, row), r"$\mathbf{z} = \mu + \sigma \odot \varepsilon$", 2.2, colour="#fde2c8")
     _box(ax, (8.7, row), "decoder\n" + r"$f_\theta(\mathbf{z})$")
     _box(ax, (10.5, row), r"$\hat{\mathbf{x}}$", 1.0, colour="white")
     for a, b in ((1.1, 1.55), (3.05, 3.65), (4.95, 5.4), (7.6, 7.95), (9.45, 10.0)):
@@ -63,11 +83,25 @@ def vae_diagram(ax: Axes | None = None) -> Axes:
     _arrow(ax, (6.5, 2.65), (6.5, 2.0))
     # the KL term acts on the encoder's distribution, the reconstruction term compares x with x_hat
     ax.annotate("", xy=(4.3, 1.15), xytext=(4.3, 0.75), arrowprops=dict(arrowstyle="-", color="C3", lw=1.3))
-    ax.text(4.3, 0.5, r"KL term: $D_{\mathrm{KL}}(q_\phi(\mathbf{z}\mid\mathbf{x}) \,\|\, \mathcal{N}(0, I))$",
-            ha="center", va="center", fontsize=11, color="C3")
+    ax.text(
+        4.3,
+        0.5,
+        r"KL term: $D_{\mathrm{KL}}(q_\phi(\mathbf{z}\mid\mathbf{x}) \,\|\, \mathcal{N}(0, I))$",
+        ha="center",
+        va="center",
+        fontsize=11,
+        color="C3",
+    )
     ax.plot([0.5, 0.5, 10.5, 10.5], [1.15, -0.3, -0.3, 1.15], color="C0", lw=1.3)
-    ax.text(5.5, -0.55, r"reconstruction term: $\| \mathbf{x} - \hat{\mathbf{x}} \|^2 / (2c)$",
-            ha="center", va="center", fontsize=11, color="C0")
+    ax.text(
+        5.5,
+        -0.55,
+        r"reconstruction term: $\| \mathbf{x} - \hat{\mathbf{x}} \|^2 / (2c)$",
+        ha="center",
+        va="center",
+        fontsize=11,
+        color="C0",
+    )
     ax.set_xlim(-0.3, 11.3)
     ax.set_ylim(-0.9, 3.4)
     return ax
@@ -86,8 +120,7 @@ def graphical_model(ax: Axes | None = None) -> Axes:
     _arrow(ax, (1.1, 1.0), (1.1, 1.8), dashed=True, colour="C1")
     ax.text(1.55, 1.4, r"$q_\phi(\mathbf{z}\mid\mathbf{x})$", ha="left", va="center", fontsize=11, color="C1")
     ax.text(1.0, 2.85, r"$p(\mathbf{z}) = \mathcal{N}(0, I)$", ha="center", va="bottom", fontsize=11)
-    ax.add_patch(FancyBboxPatch((-0.35, 0.05), 2.9, 2.65, boxstyle="round,pad=0.02", fc="none",
-                                ec="0.5", lw=1.0))
+    ax.add_patch(FancyBboxPatch((-0.35, 0.05), 2.9, 2.65, boxstyle="round,pad=0.02", fc="none", ec="0.5", lw=1.0))
     ax.text(2.45, 0.15, "N images", ha="right", va="bottom", fontsize=9, color="0.35")
     ax.set_xlim(-0.6, 2.7)
     ax.set_ylim(-0.1, 3.3)
@@ -138,9 +171,16 @@ def elbo_bar(log_px: float, elbo: float, ax: Axes | None = None) -> Axes:
     for value, label, colour in ((elbo, "ELBO", "C0"), (log_px, r"$\log p(\mathbf{x})$", INK)):
         ax.axvline(value, color=colour, lw=2)
         ax.text(value, 0.42, label, ha="center", va="bottom", fontsize=11, color=colour)
-    ax.text(elbo + gap / 2, -0.42,
-            r"gap $= D_{\mathrm{KL}}(q(\mathbf{z}\mid\mathbf{x}) \,\|\, p(\mathbf{z}\mid\mathbf{x}))$"
-            f" $= {gap:.3f}$ nats", ha="center", va="top", fontsize=10, color="C3")
+    ax.text(
+        elbo + gap / 2,
+        -0.42,
+        r"gap $= D_{\mathrm{KL}}(q(\mathbf{z}\mid\mathbf{x}) \,\|\, p(\mathbf{z}\mid\mathbf{x}))$"
+        f" $= {gap:.3f}$ nats",
+        ha="center",
+        va="top",
+        fontsize=10,
+        color="C3",
+    )
     ax.set_xlim(elbo - margin, log_px + margin)
     ax.set_ylim(-1.0, 0.9)
     ax.set_yticks([])
@@ -152,8 +192,7 @@ def elbo_bar(log_px: float, elbo: float, ax: Axes | None = None) -> Axes:
 
 def _node(ax: Axes, xy: tuple[float, float], text: str, random: bool = False) -> None:
     """A graph node: a circle, dashed and orange for a random one, plain for a computed one."""
-    ax.add_patch(Circle(xy, 0.42, fc="#fde2c8" if random else "#dbe9f6", ec=INK, lw=1.3,
-                        ls="--" if random else "-"))
+    ax.add_patch(Circle(xy, 0.42, fc="#fde2c8" if random else "#dbe9f6", ec=INK, lw=1.3, ls="--" if random else "-"))
     ax.text(*xy, text, ha="center", va="center", fontsize=12, color=INK)
 
 
@@ -179,20 +218,41 @@ def reparameterisation_graph(axes: Sequence[Axes] | None = None) -> Sequence[Axe
             eps = (3.9, 3.1)
             _node(ax, eps, r"$\varepsilon$", random=True)
             _arrow(ax, (eps[0], eps[1] - 0.45), (z[0], z[1] + 0.45))
-            ax.text(eps[0] + 0.55, eps[1], r"$\varepsilon \sim \mathcal{N}(0, I)$: the only random node",
-                    ha="left", va="center", fontsize=10, color=INK)
+            ax.text(
+                eps[0] + 0.55,
+                eps[1],
+                r"$\varepsilon \sim \mathcal{N}(0, I)$: the only random node",
+                ha="left",
+                va="center",
+                fontsize=10,
+                color=INK,
+            )
             for a, b in ((loss, z), (z, musd), (musd, phi)):
                 _arrow(ax, (a[0] - 0.45, a[1] - 0.2), (b[0] + 0.45, b[1] - 0.2), colour=grad)
-            ax.text(3.1, 0.55, r"$\nabla_\phi \mathcal{L}$ flows back through "
-                    r"$\mathbf{z} = \mu + \sigma \odot \varepsilon$", ha="center", va="center",
-                    fontsize=10, color=grad)
+            ax.text(
+                3.1,
+                0.55,
+                r"$\nabla_\phi \mathcal{L}$ flows back through "
+                r"$\mathbf{z} = \mu + \sigma \odot \varepsilon$",
+                ha="center",
+                va="center",
+                fontsize=10,
+                color=grad,
+            )
             ax.set_title("reparameterised: randomness enters from the side", fontsize=11)
         else:
             _arrow(ax, (loss[0] - 0.45, loss[1] - 0.2), (z[0] + 0.45, z[1] - 0.2), colour=grad)
             ax.text((musd[0] + z[0]) / 2, z[1] - 0.2, "x", ha="center", va="center", fontsize=16, color=grad)
-            ax.text(3.1, 0.55, r"$\mathbf{z} \sim q_\phi(\mathbf{z}\mid\mathbf{x})$ is drawn, not computed:"
-                    "\nthe gradient stops at the random node", ha="center", va="center",
-                    fontsize=10, color=grad)
+            ax.text(
+                3.1,
+                0.55,
+                r"$\mathbf{z} \sim q_\phi(\mathbf{z}\mid\mathbf{x})$ is drawn, not computed:"
+                "\nthe gradient stops at the random node",
+                ha="center",
+                va="center",
+                fontsize=10,
+                color=grad,
+            )
             ax.set_title("sampled directly: no path from the loss to $\\phi$", fontsize=11)
         ax.set_xlim(0, 7.6)
         ax.set_ylim(0.1, 3.7)

@@ -26,8 +26,9 @@ import shutil
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -64,17 +65,18 @@ def root(kind: str, override: str | os.PathLike | None = None) -> Path:
     try:
         exists, is_link = path.exists(), path.is_symlink()
     except OSError as err:
-        raise error(f"{path}: cannot be used as a folder ({reason(err)}); "
-                    f"point ${variable} at another folder") from None
+        raise error(
+            f"{path}: cannot be used as a folder ({reason(err)}); point ${variable} at another folder"
+        ) from None
     if is_link and not exists:
-        raise error(f"{path} is a broken symbolic link (to {os.readlink(path)}); "
-                    f"point ${variable} at a folder")
+        raise error(f"{path} is a broken symbolic link (to {os.readlink(path)}); point ${variable} at a folder")
     if exists and not path.is_dir():
         raise error(f"{path} is a file, not a folder; point ${variable} at a folder")
     return path
 
 
 # ---------------------------------------------------------------- writing
+
 
 def write_atomic_dir(final: Path, files: dict[str, Any]) -> None:
     """Write ``files`` as the folder ``final``: name -> bytes, a JSON-able value (``*.json``) or a torch object.
@@ -109,12 +111,17 @@ def write_atomic_dir(final: Path, files: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- keys
 
+
 def _without_docstrings(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return tree
 
@@ -149,7 +156,7 @@ def source_digest(sources: Iterable[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def code_version(objects: Iterable[object]) -> str:
+def code_version(objects: Iterable[Any]) -> str:
     """:func:`source_digest` of the source of modules, classes and functions, as they are on
     disk now: call it once, when the objects are imported, so that it describes the code that runs."""
     sources = [inspect.getsource(obj) for obj in objects]
@@ -168,8 +175,10 @@ LOCK_NOTE_AFTER = 2.0  # seconds of waiting before saying so on stderr
 
 
 def _cache_write_error(path: Path, err: OSError) -> CacheError:
-    return CacheError(f"cannot write the lock file {path} ({reason(err)}); "
-                      "make the cache folder writable or point $VAE_TUT_CACHE elsewhere")
+    return CacheError(
+        f"cannot write the lock file {path} ({reason(err)}); "
+        "make the cache folder writable or point $VAE_TUT_CACHE elsewhere"
+    )
 
 
 def _lock(path: Path, timeout: float | None = None):
@@ -196,16 +205,23 @@ def _lock(path: Path, timeout: float | None = None):
             note(f"waiting for {path} (held by another process)")
             lock.acquire(timeout=timeout - LOCK_NOTE_AFTER)
     except Timeout:
-        raise CacheError(f"{path} is still held by another process after {timeout:g} s; "
-                         "if no other vae_tut process runs, delete the lock file") from None
+        raise CacheError(
+            f"{path} is still held by another process after {timeout:g} s; "
+            "if no other vae_tut process runs, delete the lock file"
+        ) from None
     except OSError as err:
         raise _cache_write_error(path, err) from None
     return lock
 
 
-def cached(folder: Path, compute: Callable[[Path], tuple[T, dict[str, Any]]],
-           load: Callable[[Path], T], *, refresh: bool = False,
-           timeout: float | None = None) -> tuple[T, bool]:
+def cached(
+    folder: Path,
+    compute: Callable[[Path], tuple[T, dict[str, Any]]],
+    load: Callable[[Path], T],
+    *,
+    refresh: bool = False,
+    timeout: float | None = None,
+) -> tuple[T, bool]:
     """The value stored in ``folder``, or compute it, store it and return it; plus whether it was stored.
 
     ``compute(scratch)`` returns ``(value, files)``: the value to hand back and
@@ -240,8 +256,10 @@ def cached(folder: Path, compute: Callable[[Path], tuple[T, dict[str, Any]]],
         try:
             write_atomic_dir(folder, files)
         except OSError as err:
-            raise CacheError(f"cannot write the cache entry {folder} ({reason(err)}); "
-                             "free some space or point $VAE_TUT_CACHE elsewhere") from None
+            raise CacheError(
+                f"cannot write the cache entry {folder} ({reason(err)}); "
+                "free some space or point $VAE_TUT_CACHE elsewhere"
+            ) from None
         shutil.rmtree(scratch, ignore_errors=True)
         return value, False
     finally:

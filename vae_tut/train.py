@@ -58,8 +58,7 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
     except (RuntimeError, TypeError):
         raise ConfigError(f"unknown device {device!r}; use cpu, cuda or mps") from None
     mps = getattr(torch.backends, "mps", None)
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": mps is not None and mps.is_available()}
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps is not None and mps.is_available()}
     if not available.get(dev.type, False):
         raise ConfigError(f"device {device!r} is not available on this machine")
     return dev
@@ -118,9 +117,16 @@ def forward(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> A
     return model(x) if labels is None else model(x, labels)
 
 
-def average_loss(model: nn.Module, images: torch.Tensor, c: float,
-                 batch_size: int = 1000, *, likelihood: str = "gaussian",
-                 kl_variant: str = "exact", labels: torch.Tensor | None = None) -> dict[str, float]:
+def average_loss(
+    model: nn.Module,
+    images: torch.Tensor,
+    c: float,
+    batch_size: int = 1000,
+    *,
+    likelihood: str = "gaussian",
+    kl_variant: str = "exact",
+    labels: torch.Tensor | None = None,
+) -> dict[str, float]:
     """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each).
 
     ``likelihood`` and ``kl_variant`` are passed to :func:`~vae_tut.losses.vae_loss`;
@@ -133,10 +139,18 @@ def average_loss(model: nn.Module, images: torch.Tensor, c: float,
     recon = kl = 0.0
     with eval_mode(model):
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(device)
-            out = forward(model, x, None if labels is None else labels[start:start + batch_size].to(device))
-            terms = vae_loss(x, out.logits, out.mean, out.var, c, likelihood=likelihood,
-                             kl_variant=kl_variant, log_c=getattr(model, "log_c", None))
+            x = images[start : start + batch_size].to(device)
+            out = forward(model, x, None if labels is None else labels[start : start + batch_size].to(device))
+            terms = vae_loss(
+                x,
+                out.logits,
+                out.mean,
+                out.var,
+                c,
+                likelihood=likelihood,
+                kl_variant=kl_variant,
+                log_c=getattr(model, "log_c", None),
+            )
             recon += float(terms.recon) * len(x)
             kl += float(terms.kl) * len(x)
     n = len(images)
@@ -161,8 +175,10 @@ def native_bf16(device: torch.device | str | None = None) -> bool:
     if device.type != "cpu" or torch.backends.cpu.get_cpu_capability() != "AVX512":
         return False
     cpu = torch.cpu
-    return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-                or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+    return bool(
+        getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+    )
 
 
 def resolve_precision(precision: str, device: torch.device | str | None = None) -> str:
@@ -263,13 +279,26 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor, *,
-        c: float, lr: float, batch_size: int, epochs: int, seed: int = 0,
-        device: torch.device | str | None = None, progress: bool | None = None,
-        desc: str = "training", resume: dict[str, Any] | None = None,
-        on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
-        precision: str = "fp32", likelihood: str = "gaussian",
-        kl_variant: str = "exact", labels: tuple[torch.Tensor, torch.Tensor] | None = None) -> FitResult:
+def fit(
+    model: nn.Module,
+    train_images: torch.Tensor,
+    test_images: torch.Tensor,
+    *,
+    c: float,
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool | None = None,
+    desc: str = "training",
+    resume: dict[str, Any] | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    precision: str = "fp32",
+    likelihood: str = "gaussian",
+    kl_variant: str = "exact",
+    labels: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> FitResult:
     """Train ``model`` with Adam on ``train_images`` and return its history and final metrics.
 
     ``on_epoch_end`` receives a checkpoint (weights, optimizer, RNG state and
@@ -307,8 +336,7 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     if has_convolutions(model):
         model.to(memory_format=torch.channels_last)
         train_x = train_x.contiguous(memory_format=torch.channels_last)
-    monitor_idx = torch.randperm(len(test_images),
-                                 generator=torch.Generator().manual_seed(sub_seed(seed, "monitor")))
+    monitor_idx = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(sub_seed(seed, "monitor")))
     monitor_idx = monitor_idx[:MONITOR_SIZE]
     monitor_x = test_images[monitor_idx].to(device)
     monitor_y = None if test_y is None else test_y[monitor_idx].to(device)
@@ -337,15 +365,22 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
     n_batches = math.ceil(n / batch_size)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=epochs * n_batches, initial=len(history) * n_batches, desc=desc,
-               unit="batch", disable=not progress, leave=False, mininterval=1.0)
+    bar = tqdm(
+        total=epochs * n_batches,
+        initial=len(history) * n_batches,
+        desc=desc,
+        unit="batch",
+        disable=not progress,
+        leave=False,
+        mininterval=1.0,
+    )
     try:
         for epoch in range(len(history) + 1, epochs + 1):
             started = time.perf_counter()
             perm = torch.randperm(n, generator=order).to(device)
             recon_sum = kl_sum = 0.0
             for b in range(n_batches):
-                idx = perm[b * batch_size:(b + 1) * batch_size]
+                idx = perm[b * batch_size : (b + 1) * batch_size]
                 x = train_x[idx]
                 if likelihood == "bernoulli":
                     x = binarize(x)
@@ -354,8 +389,16 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
                 where = f"at epoch {epoch}, batch {b + 1} of {n_batches}"
                 if not bool(torch.isfinite(out.mean).all()):
                     raise TrainingDiverged(f"the encoder's output became NaN or infinite {where}; {ADVICE}")
-                terms = vae_loss(x, out.logits, out.mean, out.var, c, likelihood=likelihood,
-                                 kl_variant=kl_variant, log_c=getattr(model, "log_c", None))
+                terms = vae_loss(
+                    x,
+                    out.logits,
+                    out.mean,
+                    out.var,
+                    c,
+                    likelihood=likelihood,
+                    kl_variant=kl_variant,
+                    log_c=getattr(model, "log_c", None),
+                )
                 loss = terms.total
                 value = loss.item()
                 if not math.isfinite(value):
@@ -366,22 +409,34 @@ def fit(model: nn.Module, train_images: torch.Tensor, test_images: torch.Tensor,
                 recon_sum += terms.recon.item() * len(x)
                 kl_sum += terms.kl.item() * len(x)
                 bar.update(1)
-            monitor = average_loss(model, monitor_x, c, likelihood=likelihood, kl_variant=kl_variant,
-                                   labels=monitor_y)
+            monitor = average_loss(model, monitor_x, c, likelihood=likelihood, kl_variant=kl_variant, labels=monitor_y)
             seconds += time.perf_counter() - started
-            history.append({
-                "epoch": epoch, "train_recon": recon_sum / n, "train_kl": kl_sum / n,
-                "train_total": (recon_sum + kl_sum) / n, "test_recon": monitor["recon"],
-                "test_kl": monitor["kl"], "test_total": monitor["total"], "seconds": seconds,
-                "last_recon": terms.recon.item(), "last_kl": terms.kl.item(),
-            })
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_recon": recon_sum / n,
+                    "train_kl": kl_sum / n,
+                    "train_total": (recon_sum + kl_sum) / n,
+                    "test_recon": monitor["recon"],
+                    "test_kl": monitor["kl"],
+                    "test_total": monitor["total"],
+                    "seconds": seconds,
+                    "last_recon": terms.recon.item(),
+                    "last_kl": terms.kl.item(),
+                }
+            )
             bar.set_postfix(epoch=epoch, loss=f"{history[-1]['train_total']:.1f}")
             if on_epoch_end is not None:
-                on_epoch_end({
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "order_rng": order.get_state(), "rng": _rng_state(device),
-                    "history": history, "seconds": seconds,
-                })
+                on_epoch_end(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "order_rng": order.get_state(),
+                        "rng": _rng_state(device),
+                        "history": history,
+                        "seconds": seconds,
+                    }
+                )
     finally:
         bar.close()
     last = history[-1]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 import torch
 
@@ -26,8 +27,7 @@ _OFF = ("0", "false", "no", "off")
 
 def whole(value: object, name: str, least: int = 0, most: int | None = None) -> int:
     """``value`` if it is a whole number from ``least`` to ``most`` (no bool, no float)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < least \
-            or (most is not None and value > most):
+    if isinstance(value, bool) or not isinstance(value, int) or value < least or (most is not None and value > most):
         span = f">= {least}" if most is None else f"from {least} to {most}"
         raise ConfigError(f"{name} must be a whole number {span}, got {value!r}")
     return value
@@ -51,7 +51,7 @@ def one_of(value: object, choices: Iterable[T], name: str) -> T:
     options = tuple(choices)
     if not isinstance(value, (str, int)) or isinstance(value, bool) or value not in options:
         raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, options))}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def seed(value: object) -> int:
@@ -69,8 +69,9 @@ def env_flag(name: str, default: bool) -> bool:
         return True
     if raw in _OFF:
         return False
-    raise ConfigError(f"${name}={os.environ[name]!r} is not an on/off value; "
-                      f"use one of {', '.join(_ON)} or {', '.join(_OFF)}")
+    raise ConfigError(
+        f"${name}={os.environ[name]!r} is not an on/off value; use one of {', '.join(_ON)} or {', '.join(_OFF)}"
+    )
 
 
 def finite(value: object, name: str, least: float | None = None) -> float:
@@ -93,15 +94,22 @@ def _kind(value: object) -> str:
     return kind
 
 
-def tensor(value: object, name: str, shape: tuple[int | None, ...], *, floating: bool = True,
-           float32: bool = True, rows: int = 1, least: float | None = None) -> torch.Tensor:
+def tensor(
+    value: object,
+    name: str,
+    shape: tuple[int | None, ...],
+    *,
+    floating: bool = True,
+    float32: bool = True,
+    rows: int = 1,
+    least: float | None = None,
+) -> torch.Tensor:
     """``value`` if it is a torch tensor of ``shape`` (``None``: any size) with at least ``rows`` rows.
 
     ``floating``: float32 (or any float with ``float32=False``) and finite; else an integer
     tensor. ``least``: the smallest value allowed. Anything else is a one-line :class:`ConfigError`.
     """
-    dims = ", ".join("N" if i == 0 and d is None else ("*" if d is None else str(d))
-                     for i, d in enumerate(shape))
+    dims = ", ".join("N" if i == 0 and d is None else ("*" if d is None else str(d)) for i, d in enumerate(shape))
     kind = ("float32" if float32 else "floating-point") if floating else "integer"
     want = f"{name} must be a {kind} tensor [{dims}]"
     if not isinstance(value, torch.Tensor):
@@ -123,8 +131,9 @@ def tensor(value: object, name: str, shape: tuple[int | None, ...], *, floating:
     return value
 
 
-def codes(value: object, name: str = "codes", width: int | None = None, rows: int = 1,
-          least: float | None = None) -> torch.Tensor:
+def codes(
+    value: object, name: str = "codes", width: int | None = None, rows: int = 1, least: float | None = None
+) -> torch.Tensor:
     """Latent codes: a finite float32 tensor ``[N, width]`` with N >= ``rows`` (and width >= 1)."""
     out = tensor(value, name, (None, width), rows=rows, least=least)
     if out.shape[1] == 0:

@@ -28,8 +28,9 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -55,7 +56,7 @@ class PixelDecoder(nn.Module):
         self.model = model
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model.decode(z)).flatten(1)
+        return torch.sigmoid(self.model.decode(z)).flatten(1)  # type: ignore[operator]
 
 
 def export_decoder(model: nn.Module, path: str | os.PathLike) -> Path:
@@ -66,7 +67,7 @@ def export_decoder(model: nn.Module, path: str | os.PathLike) -> Path:
     warnings are kept out of the notebook.
     """
     path = Path(path)
-    z_dim = int(model.latent_dim)
+    z_dim = int(model.latent_dim)  # type: ignore[arg-type]
     was_training = model.training
     net = PixelDecoder(model).eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -74,9 +75,18 @@ def export_decoder(model: nn.Module, path: str | os.PathLike) -> Path:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(net, (torch.zeros(2, z_dim),), dynamo=True, input_names=["z"],
-                                        output_names=["x"], dynamic_shapes={"z": {0: batch}},
-                                        optimize=True, verbose=False)
+            program = torch.onnx.export(
+                net,
+                (torch.zeros(2, z_dim),),
+                dynamo=True,
+                input_names=["z"],
+                output_names=["x"],
+                dynamic_shapes={"z": {0: batch}},
+                optimize=True,
+                verbose=False,
+            )
+            if program is None:
+                raise CacheError("the ONNX exporter returned nothing")
             program.save(str(path))
     finally:
         model.train(was_training)
@@ -101,8 +111,7 @@ def _entry_digest(run_key: str) -> str:
     import onnx
 
     code = store.code_version((PixelDecoder, export_decoder, check_codes, entry_checksum))
-    return store.key_digest({"run": run_key, "torch": torch.__version__, "onnx": onnx.__version__,
-                             "code": code})
+    return store.key_digest({"run": run_key, "torch": torch.__version__, "onnx": onnx.__version__, "code": code})
 
 
 def entry_name(run) -> str:
@@ -119,7 +128,7 @@ def entries_root(cache: str | os.PathLike | None = None) -> Path:
 
 def model_file(name: str, cache: str | os.PathLike | None = None) -> Path:
     """Where the ``.onnx`` file named ``name`` (the file name a page asks for) is in the run cache."""
-    stem = name[:-len(".onnx")] if name.endswith(".onnx") else name
+    stem = name[: -len(".onnx")] if name.endswith(".onnx") else name
     if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
         raise ConfigError(f"not the name of an exported decoder: {name!r}")
     return entries_root(cache) / stem / "decoder.onnx"
@@ -141,10 +150,17 @@ def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, di
         onnx_path = export_decoder(run.model, scratch / "decoder.onnx")
         codes = check_codes(run.config.z)
         pixels = decode(run.model, codes).flatten(1)
-        meta = {"name": name, "run": run.config.key(), "label": run.config.label(), "z": run.config.z,
-                "torch": torch.__version__,
-                "checks": [{"code": [round(v, 6) for v in c.tolist()], "pixels": [round(v, 7) for v in p.tolist()]}
-                           for c, p in zip(codes, pixels)]}
+        meta = {
+            "name": name,
+            "run": run.config.key(),
+            "label": run.config.label(),
+            "z": run.config.z,
+            "torch": torch.__version__,
+            "checks": [
+                {"code": [round(v, 6) for v in c.tolist()], "pixels": [round(v, 7) for v in p.tolist()]}
+                for c, p in zip(codes, pixels)
+            ],
+        }
         blob = onnx_path.read_bytes()
         meta["checksum"] = entry_checksum(meta, blob)
         return meta, {"decoder.onnx": blob, "meta.json": meta}
@@ -169,8 +185,10 @@ def load_entry(entry: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or any(k not in meta for k in needed):
         raise CacheError(f"exported decoder {entry}: meta.json lacks {', '.join(needed)}; {advice}")
     if meta["checksum"] != entry_checksum(meta, blob):
-        raise CacheError(f"exported decoder {entry}: decoder.onnx or meta.json does not match its checksum "
-                         f"(changed or corrupted after the export); {advice}")
+        raise CacheError(
+            f"exported decoder {entry}: decoder.onnx or meta.json does not match its checksum "
+            f"(changed or corrupted after the export); {advice}"
+        )
     return meta
 
 
@@ -229,6 +247,7 @@ def _limit(values: torch.Tensor, floor: float = 3.0) -> float:
 
 # ---------------------------------------------------------------- the HTML blocks
 
+
 def _json_script(data: dict[str, Any], cls: str) -> str:
     text = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     return f'<script type="application/json" class="{cls}">{text}</script>'
@@ -247,8 +266,14 @@ class WebBlock:
         return self.text
 
 
-def _static_figure(model: nn.Module, means: torch.Tensor, labels: torch.Tensor, order: Sequence[int],
-                   class_names: Sequence[str] | None, label: str) -> str:
+def _static_figure(
+    model: nn.Module,
+    means: torch.Tensor,
+    labels: torch.Tensor,
+    order: Sequence[int],
+    class_names: Sequence[str] | None,
+    label: str,
+) -> str:
     """The picture shown without JavaScript: the codes (the two dimensions of largest KL) and a decoding."""
     import matplotlib.pyplot as plt
 
@@ -270,9 +295,16 @@ def _static_figure(model: nn.Module, means: torch.Tensor, labels: torch.Tensor, 
     return _png(fig)
 
 
-def explorer(run, images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str] | None = None,
-             pair: tuple[int, int] | None = None, encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
-             title: str | None = None, cache: str | os.PathLike | None = None) -> WebBlock:
+def explorer(
+    run,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: Sequence[str] | None = None,
+    pair: tuple[int, int] | None = None,
+    encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+    title: str | None = None,
+    cache: str | os.PathLike | None = None,
+) -> WebBlock:
     """The in-browser explorer of ``run``'s latent space, as a notebook output (chapters 5 and 8).
 
     ``images``/``labels`` are test images; their posterior means (or ``encoded``,
@@ -319,15 +351,26 @@ def explorer(run, images: torch.Tensor, labels: torch.Tensor, class_names: Seque
     if pair is None:  # the first images of the first two classes, or of the one class there is
         pair = (firsts[0], firsts[1]) if len(firsts) > 1 else (firsts[0], 1 if firsts[0] == 0 else 0)
     gallery_idx = list(dict.fromkeys([*firsts, *pair]))
-    gallery = [{"index": i, "label": int(labels[i]), "name": names[int(labels[i])],
-                "code": [round(v, 5) for v in means[i].tolist()], "pixels": _pixels_b64(images[i])}
-               for i in gallery_idx]
+    gallery = [
+        {
+            "index": i,
+            "label": int(labels[i]),
+            "name": names[int(labels[i])],
+            "code": [round(v, 5) for v in means[i].tolist()],
+            "pixels": _pixels_b64(images[i]),
+        }
+        for i in gallery_idx
+    ]
     data: dict[str, Any] = {
-        "model": None if onnx_file is None else onnx_file.parent.name + ".onnx", "z": z, "label": label,
+        "model": None if onnx_file is None else onnx_file.parent.name + ".onnx",
+        "z": z,
+        "label": label,
         "title": (title + (" [QUICK MODE]" if run.config.is_quick else "")) if title else label,
         "classes": [{"name": n, "colour": class_colour(k)} for k, n in enumerate(names)],
-        "dims": [{"index": j, "kl": round(float(kl[j]), 4), "active": bool(active[j]),
-                  "limit": _limit(means[:, j])} for j in order],
+        "dims": [
+            {"index": j, "kl": round(float(kl[j]), 4), "active": bool(active[j]), "limit": _limit(means[:, j])}
+            for j in order
+        ],
         "activeThreshold": ACTIVE_THRESHOLD,
         "gallery": gallery,
         "pair": [gallery_idx.index(pair[0]), gallery_idx.index(pair[1])],
@@ -343,17 +386,22 @@ def explorer(run, images: torch.Tensor, labels: torch.Tensor, class_names: Seque
         f'<div class="vae-explorer"{model_attr} data-z="{z}">'
         + _json_script(data, "vae-explorer-data")
         + '<div class="vae-static"><img alt="the latent space of '
-        + html.escape(label) + ' and one decoded image" src="' + fallback + '" style="max-width:100%">'
+        + html.escape(label)
+        + ' and one decoded image" src="'
+        + fallback
+        + '" style="max-width:100%">'
         + '<p class="vae-note"><em>The live explorer decodes in the web browser (HTML book, with '
-        + 'JavaScript); with a Python kernel use the ipywidgets explorer.</em></p></div>'
+        + "JavaScript); with a Python kernel use the ipywidgets explorer.</em></p></div>"
         + f'<div class="vae-live" hidden><p class="vae-help">{html.escape(data["title"])}: {what}; '
-        + 'the decoder runs in this page.</p></div></div>')
+        + "the decoder runs in this page.</p></div></div>"
+    )
     text = f"in-browser latent explorer: {label} ({data['model'] or 'static picture only: onnx is not installed'})"
     return WebBlock(markup, text, data)
 
 
-def sweep_frame(run, images: torch.Tensor, caption: str, n_side: int = 6, n_recon: int = 8,
-                seed: int = 0) -> dict[str, Any]:
+def sweep_frame(
+    run, images: torch.Tensor, caption: str, n_side: int = 6, n_recon: int = 8, seed: int = 0
+) -> dict[str, Any]:
     """One frame of :func:`sweep`: ``n_side``² samples from the prior and ``n_recon`` test
     images over their reconstructions (from the posterior means), as PNG data URLs."""
     model = run.model
@@ -365,13 +413,21 @@ def sweep_frame(run, images: torch.Tensor, caption: str, n_side: int = 6, n_reco
     originals = images[:n_recon]
     means, _ = encode(model, originals)
     recon = decode(model, means)
-    return {"caption": caption, "label": run.config.label(),
-            "samples": grid_png(decode(model, codes), nrow=n_side),
-            "recon": grid_png(torch.cat([originals, recon]), nrow=n_recon)}
+    return {
+        "caption": caption,
+        "label": run.config.label(),
+        "samples": grid_png(decode(model, codes), nrow=n_side),
+        "recon": grid_png(torch.cat([originals, recon]), nrow=n_recon),
+    }
 
 
-def sweep(frames: Sequence[Sequence[dict[str, Any]]], values: Sequence[str], name: str,
-          columns: Sequence[str] = ("",), start: int = 0) -> WebBlock:
+def sweep(
+    frames: Sequence[Sequence[dict[str, Any]]],
+    values: Sequence[str],
+    name: str,
+    columns: Sequence[str] = ("",),
+    start: int = 0,
+) -> WebBlock:
     """Precomputed pictures of several runs behind one slider (chapters 8 and 9).
 
     ``frames[i][k]`` is :func:`sweep_frame` of the ``i``-th slider position
@@ -388,15 +444,21 @@ def sweep(frames: Sequence[Sequence[dict[str, Any]]], values: Sequence[str], nam
         for column, frame in zip(columns, row):
             cells.append(
                 f'<figure class="vae-sweep-cell" data-column="{html.escape(column)}">'
-                f'<figcaption>{html.escape(frame["label"])}</figcaption>'
+                f"<figcaption>{html.escape(frame['label'])}</figcaption>"
                 f'<img class="vae-sweep-samples" alt="samples, {html.escape(frame["label"])}" src="{frame["samples"]}">'
                 f'<img class="vae-sweep-recon" alt="test images over their reconstructions, '
-                f'{html.escape(frame["label"])}" src="{frame["recon"]}"></figure>')
-        parts.append(f'<div class="vae-sweep-frame" data-index="{i}" data-value="{html.escape(value)}">'
-                     f'<p class="vae-sweep-value">{html.escape(value)}</p>{"".join(cells)}</div>')
+                f'{html.escape(frame["label"])}" src="{frame["recon"]}"></figure>'
+            )
+        parts.append(
+            f'<div class="vae-sweep-frame" data-index="{i}" data-value="{html.escape(value)}">'
+            f'<p class="vae-sweep-value">{html.escape(value)}</p>{"".join(cells)}</div>'
+        )
     start = max(0, min(start, len(values) - 1))
-    markup = (f'<div class="vae-sweep" data-start="{start}" data-name="{html.escape(name)}">'
-              f'{"".join(parts)}<p class="vae-sweep-key">Each panel: samples decoded from z ~ N(0, I) '
-              '(top), test images over their reconstructions (bottom).</p></div>')
-    return WebBlock(markup, f"sweep over {name}: {', '.join(values)}",
-                    {"values": list(values), "columns": list(columns)})
+    markup = (
+        f'<div class="vae-sweep" data-start="{start}" data-name="{html.escape(name)}">'
+        f'{"".join(parts)}<p class="vae-sweep-key">Each panel: samples decoded from z ~ N(0, I) '
+        "(top), test images over their reconstructions (bottom).</p></div>"
+    )
+    return WebBlock(
+        markup, f"sweep over {name}: {', '.join(values)}", {"values": list(values), "columns": list(columns)}
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
@@ -30,15 +30,23 @@ class LatentExplorer:
     drawn behind the current point; ``start`` is the initial code (default: zeros).
     """
 
-    def __init__(self, model: nn.Module, codes: torch.Tensor, labels: torch.Tensor,
-                 class_names: Sequence[str] | None = None, start: torch.Tensor | None = None,
-                 limit: float = 3.0, title: str = "") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        codes: torch.Tensor,
+        labels: torch.Tensor,
+        class_names: Sequence[str] | None = None,
+        start: torch.Tensor | None = None,
+        limit: float = 3.0,
+        title: str = "",
+    ) -> None:
         latent_dim = getattr(model, "latent_dim", None)
         validation.codes(codes, "codes", latent_dim if isinstance(latent_dim, int) else None)
         validation.labels(labels, len(codes))
         if start is not None:
-            validation.tensor(start.reshape(-1) if isinstance(start, torch.Tensor) else start, "start",
-                              (int(codes.shape[1]),))
+            validation.tensor(
+                start.reshape(-1) if isinstance(start, torch.Tensor) else start, "start", (int(codes.shape[1]),)
+            )
         validation.positive(limit, "limit")
         if class_names is not None:
             validation.class_names(class_names, int(labels.max()) + 1)
@@ -47,20 +55,30 @@ class LatentExplorer:
         self.codes, self.labels = codes.detach().cpu(), labels.detach().cpu()
         self.class_names = class_names
         self.title = title
-        self.code = (torch.zeros(self.z_dim) if start is None
-                     else start.detach().cpu().reshape(-1).clone().float())
+        self.code = torch.zeros(self.z_dim) if start is None else start.detach().cpu().reshape(-1).clone().float()
         # a whole number of slider steps from 0, so that 0 itself is on the slider
         lim = math.ceil(max(limit, float(self.codes.abs().max())) * 4) / 4
         options = [(f"z{i + 1}", i) for i in range(self.z_dim)]
-        self.dim_x = w.Dropdown(options=options, value=0, description="x dim",
-                                layout=w.Layout(width="150px"))
-        self.dim_y = w.Dropdown(options=options, value=min(1, self.z_dim - 1), description="y dim",
-                                layout=w.Layout(width="150px"), disabled=self.z_dim == 1)
-        self.slider_x = w.FloatSlider(min=-lim, max=lim, step=0.05, description="x",
-                                      continuous_update=True, readout_format=".2f")
-        self.slider_y = w.FloatSlider(min=-lim, max=lim, step=0.05, description="y",
-                                      continuous_update=True, readout_format=".2f",
-                                      disabled=self.z_dim == 1)
+        self.dim_x = w.Dropdown(options=options, value=0, description="x dim", layout=w.Layout(width="150px"))
+        self.dim_y = w.Dropdown(
+            options=options,
+            value=min(1, self.z_dim - 1),
+            description="y dim",
+            layout=w.Layout(width="150px"),
+            disabled=self.z_dim == 1,
+        )
+        self.slider_x = w.FloatSlider(
+            min=-lim, max=lim, step=0.05, description="x", continuous_update=True, readout_format=".2f"
+        )
+        self.slider_y = w.FloatSlider(
+            min=-lim,
+            max=lim,
+            step=0.05,
+            description="y",
+            continuous_update=True,
+            readout_format=".2f",
+            disabled=self.z_dim == 1,
+        )
         self.output = w.Output()
         self._sync_sliders()
         for control in (self.slider_x, self.slider_y):
@@ -95,8 +113,7 @@ class LatentExplorer:
 
     def figure(self) -> plt.Figure:
         """The explorer's picture: class scatter with the current point, and its decoding."""
-        fig, (ax_s, ax_i) = plt.subplots(1, 2, figsize=(10, 4.2),
-                                         gridspec_kw={"width_ratios": [1.6, 1]})
+        fig, (ax_s, ax_i) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
         dx, dy = self.dim_x.value, self.dim_y.value
         if self.z_dim == 1:
             jitter = torch.rand(len(self.codes), generator=torch.Generator().manual_seed(0))
@@ -105,28 +122,31 @@ class LatentExplorer:
             ax_s.set_ylabel("(random jitter)")
             ax_s.axvline(float(self.code[0]), color="k", lw=2)
         else:
-            latent_scatter(self.codes, self.labels, ax=ax_s, class_names=self.class_names,
-                           dims=(dx, dy))
-            ax_s.plot(float(self.code[dx]), float(self.code[dy]), marker="X", ms=16,
-                      color="k", mec="w", mew=1.5)
+            latent_scatter(self.codes, self.labels, ax=ax_s, class_names=self.class_names, dims=(dx, dy))
+            ax_s.plot(float(self.code[dx]), float(self.code[dy]), marker="X", ms=16, color="k", mec="w", mew=1.5)
         ax_s.set_title(self.title or "latent space")
         ax_i.imshow(self.image().numpy(), cmap="gray_r", vmin=0, vmax=1)
         ax_i.set_xticks([])
         ax_i.set_yticks([])
         values = ", ".join(f"{v:.2f}" for v in self.code.tolist()[:6])
-        ax_i.set_title(f"decoded from z = ({values}{', ...' if self.z_dim > 6 else ''})",
-                       fontsize="small")
+        ax_i.set_title(f"decoded from z = ({values}{', ...' if self.z_dim > 6 else ''})", fontsize="small")
         fig.tight_layout()
         return fig
 
     def draw(self) -> None:
         """Redraw the figure in the output area (the saved state of the static page)."""
         png = base64.b64encode(figure_png(self.figure(), dpi=80)).decode("ascii")  # shown inside the widget only
-        self.output.outputs = ({"output_type": "display_data", "metadata": {},
-                                "data": {"image/png": png, "text/plain": "latent explorer"}},)
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {"image/png": png, "text/plain": "latent explorer"},
+            },
+        )
 
 
-def latent_explorer(model: nn.Module, codes: torch.Tensor, labels: torch.Tensor,
-                    class_names: Sequence[str] | None = None, **kw) -> w.Widget:
+def latent_explorer(
+    model: nn.Module, codes: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str] | None = None, **kw
+) -> w.Widget:
     """The explorer's widget, ready to display as a cell's last expression (chapters 5 and 8)."""
     return LatentExplorer(model, codes, labels, class_names, **kw).widget
