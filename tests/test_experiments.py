@@ -192,7 +192,7 @@ def test_docstring_or_comment_edit_keeps_the_key(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("function, old, new", [
     ("load_dataset", "div_(255.0)", "div_(256.0)"),                      # the pixel scaling
-    ("_train", "train_x[:config.train_size]", "train_x[-config.train_size:]"),  # the slicing in run
+    ("_train", "train_x[: config.train_size]", "train_x[-config.train_size :]"),  # the slicing in run
 ])
 def test_compute_path_edit_changes_the_key(tmp_path, function, old, new):
     from vae_tut import store

@@ -269,3 +269,25 @@ def test_the_book_build_trains_nothing_in_quick_mode_or_without_execution(monkey
 def test_the_extension_is_registered():
     config = (ROOT / "_config.yml").read_text()
     assert "train_grid: _ext/" in config
+
+
+def test_a_family_not_yet_seen_is_priced_at_its_calibrated_speed_times_the_load():
+    cnn = Task("cnn", "", print, epochs=10, flops=100e9, family="cnn training")
+    mlp = Task("mlp", "", print, epochs=5, flops=10e9, family="mlp training")
+    lines: list[str] = []
+    progress = _Progress([cnn, mlp], 1, lines.append, 0.0, default_rate=1e9,
+                         calibrated={"cnn training": 4e9, "mlp training": 8e9})
+    assert progress.left_s() == pytest.approx(100e9 / 4e9 + 10e9 / 8e9)  # the calibrated speeds
+    progress.started(cnn)
+    progress.epoch("cnn", 1, 5.0)  # 10 GFLOP in 5 s: 2 GFLOP/s, half the calibrated speed
+    assert progress.rate("mlp training") == pytest.approx(4e9)  # the MLP's own speed, halved likewise
+
+
+def test_calibration_times_each_family_once_on_its_network():
+    from vae_tut.experiments import RunConfig
+    from vae_tut.parallel import calibrate, likelihood_task, training_task
+
+    tasks = [training_task("a", RunConfig(arch="cnn")), training_task("b", RunConfig(arch="cnn", z=5)),
+             likelihood_task("c", RunConfig())]
+    rates = calibrate(tasks, 1)
+    assert set(rates) == {"cnn training", "mlp likelihood"} and all(r > 1e6 for r in rates.values())

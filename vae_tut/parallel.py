@@ -17,7 +17,8 @@ The time left is priced in arithmetic, known before a task starts: its
 floating-point operations (:func:`network_flops`, counted by torch's FLOP counter
 on one small batch) divided by the speed, in FLOP/s per worker, measured on the
 epochs finished so far (of the same kind of task once one has run, else of any);
-before the first epoch, :data:`EFFICIENCY` times a timed matrix product.
+before the first epoch, the speed of each kind of task timed here on a batch of its network
+(:func:`calibrate`), corrected by what the first finished epochs show.
 
 An error in a task terminates the other workers at once and is raised here.
 Workers ignore Ctrl-C: the main process stops them and raises ``KeyboardInterrupt``.
@@ -183,6 +184,71 @@ def missing_tasks(only: str | None = None, *, device: str | None = None, retrain
     return sorted(tasks, key=lambda t: -t.flops)
 
 
+def _timed(step: Callable[[], object], device: torch.device, repeats: int = 2) -> float:
+    """Seconds per call of ``step`` after one warm-up call."""
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - started) / repeats
+
+
+def _task_rate(task: Task, config: RunConfig) -> float:
+    """FLOP/s of ``task``'s network here: two training steps of a batch, or two decodings of 500 codes."""
+    from .losses import vae_loss
+    from .models import build_model
+    from .train import autocast, forward, has_convolutions, make_optimizer
+
+    device = resolve_device(task.kwargs.get("device"))
+    model = build_model(config.arch, config.z, config.kind, config.hidden).to(device)
+    if has_convolutions(model):
+        model.to(memory_format=torch.channels_last)
+    step_flops, _, decode_flops = network_flops(config.arch, config.z, config.kind, config.hidden)
+    n = config.batch_size if task.epochs else 500
+    x = torch.rand(n, 1, 28, 28, device=device)
+    labels = torch.zeros(n, dtype=torch.long, device=device) if config.kind == "cvae" else None
+    if task.epochs:
+        optimizer = make_optimizer(model, config.lr or 1e-3, device)
+
+        def step() -> None:
+            with autocast(device, config.precision or "fp32"):
+                out = forward(model, x, labels)
+            vae_loss(x, out.logits, out.mean, out.var, config.c).total.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        return step_flops * n / _timed(step, device)
+    z = torch.zeros(n, config.z, device=device)
+    extra = () if labels is None else (labels,)
+    with torch.no_grad():
+        model.eval()
+        return decode_flops * n / _timed(lambda: model.decode(z, *extra), device)  # type: ignore[operator]
+
+
+def calibrate(tasks: list[Task], threads: int) -> dict[str, float]:
+    """FLOP/s per worker of each family of ``tasks``, timed here on its first task's network with
+    ``threads`` threads (:func:`_task_rate`, a second or two in all).
+
+    What it cannot see, such as workers sharing memory bandwidth, :class:`_Progress` corrects by the
+    ratio of measured to calibrated speed as soon as any task has reported.
+    """
+    rates: dict[str, float] = {}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for task in tasks:
+            config = task.args[0] if task.args else None
+            if task.family not in rates and isinstance(config, RunConfig):
+                rates[task.family] = _task_rate(task, config)
+    finally:
+        torch.set_num_threads(previous)
+    return rates
+
+
 def matmul_rate(threads: int = 1, n: int = 512, repeats: int = 8) -> float:
     """FLOP/s of an ``n x n`` float32 matrix product on ``threads`` threads, timed here (milliseconds)."""
     previous = torch.get_num_threads()
@@ -216,6 +282,7 @@ class _Progress:
     say: Callable[[str], None]
     interval: float
     default_rate: float  # FLOP/s per worker until a speed is measured
+    calibrated: dict[str, float] = field(default_factory=dict)  # family -> FLOP/s timed before the start
     start: float = field(default_factory=time.monotonic)
     work: dict[str, list[float]] = field(default_factory=dict)  # family -> [FLOPs, seconds] measured
     done_epochs: dict[str, int] = field(default_factory=dict)
@@ -228,7 +295,15 @@ class _Progress:
         self.by_name = {t.name: (i, t) for i, t in enumerate(self.tasks, 1)}
 
     def rate(self, family: str) -> float:
-        """FLOP/s per worker: measured on ``family``, else on all tasks so far, else the default."""
+        """FLOP/s per worker: measured on ``family``; else its calibrated speed (:func:`calibrate`)
+        scaled by how the measured families compare with theirs; else measured on all tasks so
+        far; else the default."""
+        if family not in self.work and family in self.calibrated:
+            seen = [f for f in self.work if f in self.calibrated and self.work[f][1] > 0]
+            load = (
+                sum(self.work[f][0] / self.work[f][1] / self.calibrated[f] for f in seen) / len(seen) if seen else 1.0
+            )
+            return self.calibrated[family] * load
         measured = [self.work[family]] if family in self.work else list(self.work.values())
         flops, seconds = sum(m[0] for m in measured), sum(m[1] for m in measured)
         return flops / seconds if seconds > 0 else self.default_rate
@@ -461,7 +536,8 @@ def run_tasks(
     order given (longest first, as :func:`missing_tasks` sorts them) once their
     ``after`` tasks are done. An error in a task terminates the workers and is
     raised here at once, as is ``KeyboardInterrupt``. ``default_rate`` (FLOP/s per
-    worker before any is measured) defaults to :data:`EFFICIENCY` of :func:`matmul_rate`.
+    worker before any is measured) defaults to each family's speed timed here (:func:`calibrate`),
+    and to :data:`EFFICIENCY` of :func:`matmul_rate` for a task that is not a run's.
     """
     jobs = min(check_jobs(jobs), max(1, len(tasks)))
     names = {t.name for t in tasks}
@@ -474,8 +550,11 @@ def run_tasks(
         say("grid: nothing to compute, the cache holds it all")
         return
     threads = torch.get_num_threads() if jobs == 1 else max(1, available_cores() // jobs)
-    rate = EFFICIENCY * matmul_rate(threads) if default_rate is None else default_rate
-    progress = _Progress(tasks, jobs, say, interval, rate)
+    if default_rate is None:
+        rate, calibrated = EFFICIENCY * matmul_rate(threads), calibrate(tasks, threads)
+    else:
+        rate, calibrated = default_rate, {}
+    progress = _Progress(tasks, jobs, say, interval, rate, calibrated)
     progress.begin()
     if jobs == 1:
         _run_here(tasks, progress)
