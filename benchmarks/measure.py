@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import platform
 import re
@@ -101,27 +100,6 @@ def matmul_gflops(size: int, dtype_name: str = "float32", repeats: int = 10) -> 
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2 * size**3 / best / 1e9
-
-
-def training_flops_per_image(model: Any, batch: int = 4) -> float:
-    """FLOPs of one training step per image (forward and backward), by ``torch.utils.flop_counter``.
-
-    The counter sees the matrix products and convolutions: batch norm, the
-    activations, the loss and Adam are not counted, so the figure is a lower
-    bound on the work done. A copy of ``model`` is used, so its batch-norm
-    statistics and gradients are left alone.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from vae_tut.losses import vae_loss
-
-    model = copy.deepcopy(model).train()
-    x = torch.rand(batch, 1, 28, 28)
-    with FlopCounterMode(display=False) as counter:
-        out = model(x)
-        vae_loss(x, out.logits, out.mean, out.var, 0.05).total.backward()
-    return counter.get_total_flops() / batch
 
 
 def load_train(train_size: int | None, dataset: str = "mnist"):

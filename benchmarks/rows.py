@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .measure import ROOT, load_train, matmul_gflops, run_measured, training_flops_per_image
+from .measure import ROOT, load_train, matmul_gflops, run_measured
 
 
 @dataclass
@@ -121,6 +121,7 @@ def row_throughput(mode: Mode) -> dict[str, Any]:
     from vae_tut import train
     from vae_tut.experiments import DEFAULT_LR, DEFAULT_PRECISION
     from vae_tut.models import build_model
+    from vae_tut.parallel import network_flops
 
     native = train.native_bf16("cpu")
     train_x, test_x = load_train(mode.train_size)
@@ -136,7 +137,7 @@ def row_throughput(mode: Mode) -> dict[str, Any]:
     for arch, precision in cases:
         torch.manual_seed(0)
         model = build_model(arch, 2)
-        flops = training_flops_per_image(model) * len(train_x)
+        flops = network_flops(arch, 2)[0] * len(train_x)
         result = train.fit(model, train_x, test_x, c=0.05, lr=DEFAULT_LR[arch], batch_size=256, epochs=1,
                            seed=0, device="cpu", progress=False, precision=precision)
         gflops = flops / result.seconds / 1e9
@@ -249,27 +250,19 @@ def row_flops(mode: Mode) -> dict[str, Any]:
     one decoder pass per image and sample (k, plus the ELBO's samples) for each of its models.
     Divided by a CPU's matrix-multiply peak this is the least time the book can take there.
     """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from vae_tut.likelihood import LIKELIHOOD_MODELS, likelihood_settings
     from vae_tut.experiments import QUICK_TRAIN_SIZE, grid
-    from vae_tut.models import build_model
+    from vae_tut.likelihood import LIKELIHOOD_MODELS, likelihood_settings
+    from vae_tut.parallel import network_flops
 
     configs = {c.resolved("cpu").key(): c.resolved("cpu") for c in grid().values()}
     train_flops = {"mlp": 0.0, "cnn": 0.0}
     for config in configs.values():
         images = 60_000 if mode.name == "full" else QUICK_TRAIN_SIZE
-        per_image = training_flops_per_image(build_model(config.arch, config.z, config.kind))
+        per_image = network_flops(config.arch, config.z, config.kind, config.hidden)[0]
         train_flops[config.arch] += per_image * images * config.epochs
     settings = likelihood_settings()
     decodes = settings["n_images"] * (max(settings["ks"]) + settings["elbo_samples"])
-    likelihood = 0.0
-    for config in LIKELIHOOD_MODELS.values():
-        model = build_model(config.arch, config.z).eval()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model.decode(torch.zeros(4, config.z))
-        likelihood += counter.get_total_flops() / 4 * decodes
+    likelihood = sum(network_flops(c.arch, c.z, c.kind, c.hidden)[2] * decodes for c in LIKELIHOOD_MODELS.values())
     return {"runs": len(configs), "train_tflop": {k: v / 1e12 for k, v in train_flops.items()},
             "likelihood_tflop": likelihood / 1e12,
             "total_tflop": (sum(train_flops.values()) + likelihood) / 1e12}

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vae_tut import analysis, classifier, cli, data, figures, latent, plots, web, widgets  # noqa: E402
+from vae_tut import analysis, classifier, cli, conventions, data, figures, latent, plots, web, widgets  # noqa: E402
 from vae_tut.cli import main  # noqa: E402
 from vae_tut.errors import CacheError, ConfigError, DataError, TrainingDiverged, VaeTutError  # noqa: E402
 from vae_tut.evaluate import elbo  # noqa: E402
@@ -398,7 +398,12 @@ def _spoil(good, kind):
 
 
 # public function (and which argument) -> (call with that argument replaced, its good value, bad kinds)
+RUN = SimpleNamespace(model=MODEL, config=SimpleNamespace(c=0.05))
 WALK = {
+    "conventions.image_terms": (lambda x: conventions.image_terms(MODEL, x, 0.05), IMAGES, KINDS),
+    "conventions.kl_per_batch": (lambda x: conventions.kl_per_batch(MODEL, x, batch_size=2), IMAGES, KINDS),
+    "conventions.conventions": (lambda x: conventions.conventions(MODEL, x, 0.05), IMAGES, KINDS),
+    "conventions.convention_rows": (lambda x: conventions.convention_rows(RUN, x), IMAGES, KINDS),
     "analysis.posterior_samples(means)": (lambda x: analysis.posterior_samples(x, VARS), CODES, KINDS),
     "analysis.posterior_samples(variances)": (lambda x: analysis.posterior_samples(CODES, x), VARS, KINDS),
     "analysis.kl_per_dim": (lambda x: analysis.kl_per_dim(MODEL, x), IMAGES, KINDS),
@@ -443,6 +448,7 @@ WALK = {
 }
 # public names of the walked modules that take no tensor (or only a model or a run)
 NO_TENSOR = {
+    "conventions.Row", "plots.neg_elbo_against_c", "plots.bits_per_dim_bars",  # numbers, not tensors
     "analysis.prior_samples", "analysis.negative_elbo_nats", "latent.grid_codes", "latent.normal_quantile_codes",
     "plots.class_colour", "plots.figure_png", "plots.history_curves", "figures.prior_sample_grid",
     "figures.manifold", "figures.generation_figure", "web.PixelDecoder", "web.export_decoder",
@@ -455,7 +461,7 @@ CASES = [(name, kind) for name, (_, _, kinds) in WALK.items() for kind in kinds]
 
 def test_the_walk_covers_every_public_function():
     walked = {name.split("(")[0] for name in WALK}
-    for module in (analysis, latent, plots, figures, web, classifier, widgets):
+    for module in (analysis, latent, plots, figures, web, classifier, widgets, conventions):
         short = module.__name__.rsplit(".", 1)[1]
         for attr, obj in vars(module).items():
             if attr.startswith("_") or not callable(obj) or getattr(obj, "__module__", None) != module.__name__:
