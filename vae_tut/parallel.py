@@ -198,7 +198,8 @@ def _timed(step: Callable[[], object], device: torch.device, repeats: int = 2) -
 
 
 def _task_rate(task: Task, config: RunConfig) -> float:
-    """FLOP/s of ``task``'s network here: two training steps of a batch, or two decodings of 500 codes."""
+    """FLOP/s of ``task``'s network here: two training steps of a batch, or the importance-sampling
+    estimator on two images."""
     from .losses import vae_loss
     from .models import build_model
     from .train import autocast, forward, has_convolutions, make_optimizer
@@ -222,11 +223,12 @@ def _task_rate(task: Task, config: RunConfig) -> float:
             optimizer.zero_grad(set_to_none=True)
 
         return step_flops * n / _timed(step, device)
-    z = torch.zeros(n, config.z, device=device)
-    extra = () if labels is None else (labels,)
-    with torch.no_grad():
-        model.eval()
-        return decode_flops * n / _timed(lambda: model.decode(z, *extra), device)  # type: ignore[operator]
+    from .evaluate import log_importance_weights
+
+    _, forward_flops, _ = network_flops(config.arch, config.z, config.kind, config.hidden)
+    images, k = torch.rand(2, 1, 28, 28), 250  # the estimator itself, on 2 images with 250 samples each
+    seconds = _timed(lambda: log_importance_weights(model, images, 0.05, k), device)
+    return len(images) * (forward_flops + k * decode_flops) / seconds
 
 
 def calibrate(tasks: list[Task], threads: int) -> dict[str, float]:
