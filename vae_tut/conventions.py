@@ -9,7 +9,7 @@ it, so that the differences are visible as numbers of the same model.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,9 @@ from .errors import ConfigError
 from .losses import check_c, gaussian_log_constant, kl_per_dimension
 from .models import VAE
 from .train import eval_mode
+
+if TYPE_CHECKING:
+    from .experiments import Run
 
 BATCH = 128  # the batch size of pytorch/examples and of the Keras example
 
@@ -139,8 +142,8 @@ CONVERSIONS: list[tuple[str, str, str]] = [
 ]
 
 
-def convention_rows(run: Any, images: torch.Tensor, *, seed: int = 0) -> list[list[str]]:
+def convention_rows(run: Run, images: torch.Tensor, *, seed: int = 0) -> list[list[str]]:
     """Formatted rows (convention, formula, value) for chapter 5's table, for a trained
     :class:`~vae_tut.experiments.Run` on test ``images``."""
-    rows = conventions(run.model, images, run.config.c, seed=seed)
+    rows = conventions(run.model, images, run.config.c, seed=seed)  # type: ignore[arg-type]  # a VAE run
     return [[r.name, r.formula, f"{r.value:,.1f}" if abs(r.value) >= 1 else f"{r.value:.3f}"] for r in rows]

@@ -227,7 +227,7 @@ def _task_rate(task: Task, config: RunConfig) -> float:
 
     _, forward_flops, _ = network_flops(config.arch, config.z, config.kind, config.hidden)
     images, k = torch.rand(2, 1, 28, 28), 250  # the estimator itself, on 2 images with 250 samples each
-    seconds = _timed(lambda: log_importance_weights(model, images, 0.05, k), device)
+    seconds = _timed(lambda: log_importance_weights(model, images, 0.05, k), device)  # type: ignore[arg-type]
     return len(images) * (forward_flops + k * decode_flops) / seconds
 
 

@@ -30,7 +30,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -38,6 +38,9 @@ from torch import nn
 from . import store, validation
 from .analysis import ACTIVE_THRESHOLD, active_mask, prior_samples, unit_activity
 from .data import check_images
+
+if TYPE_CHECKING:
+    from .experiments import Run
 from .errors import CacheError, ConfigError
 from .latent import decode, encode
 from .losses import kl_per_dimension
@@ -296,7 +299,7 @@ def _static_figure(
 
 
 def explorer(
-    run,
+    run: Run,
     images: torch.Tensor,
     labels: torch.Tensor,
     class_names: Sequence[str] | None = None,
