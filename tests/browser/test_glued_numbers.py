@@ -17,36 +17,38 @@ from test_book_pages import ROOT, book_dir
 
 pytestmark = pytest.mark.browser
 
-spec = util.spec_from_file_location("unglued_numbers", ROOT / "scripts" / "unglued_numbers.py")
-unglued_numbers = util.module_from_spec(spec)
-spec.loader.exec_module(unglued_numbers)
+
+def _script(name: str):
+    """One of scripts/*.py as a module."""
+    spec = util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_no_chapter_types_a_number_it_computes():
+def _executed():
+    """The folder of notebooks as the build executed them, beside the built book's HTML."""
     book = book_dir()
     if book is None:
         pytest.fail("no built book: run `make book` or `make book-quick` first")
-    executed = sorted((book.parent / "jupyter_execute" / "chapters").glob("*.ipynb"))
-    assert executed, f"no executed notebooks beside {book}"
+    return book.parent / "jupyter_execute"
+
+
+def test_no_chapter_types_a_number_it_computes():
+    unglued_numbers = _script("unglued_numbers")
+    executed = sorted((_executed() / "chapters").glob("*.ipynb"))
+    assert executed, "no executed notebooks beside the built book"
     found = {path.stem: unglued_numbers.unglued(json.loads(path.read_text()),
                                                 unglued_numbers.EXCEPTIONS.get(path.stem, set()))
              for path in executed}
     assert {name: hits for name, hits in found.items() if hits} == {}
 
 
-verdict_spec = util.spec_from_file_location("typed_verdicts", ROOT / "scripts" / "typed_verdicts.py")
-typed_verdicts = util.module_from_spec(verdict_spec)
-verdict_spec.loader.exec_module(typed_verdicts)
-
-
 def test_no_chapter_of_the_build_types_an_unguarded_verdict():
     """scripts/typed_verdicts.py on the notebooks as the build executed them (see its docstring)."""
-    book = book_dir()
-    if book is None:
-        pytest.fail("no built book: run `make book` or `make book-quick` first")
-    executed = book.parent / "jupyter_execute"
-    notebooks = typed_verdicts.load(executed)
-    assert notebooks, f"no executed notebooks beside {book}"
+    typed_verdicts = _script("typed_verdicts")
+    notebooks = typed_verdicts.load(_executed())
+    assert notebooks, "no executed notebooks beside the built book"
     bad, stale = typed_verdicts.check(notebooks)
     assert [f"{s.notebook}: {s.text}" for s in bad] == []
     assert stale == []
