@@ -541,3 +541,13 @@ def test_explorer_with_one_class_and_negative_labels(_no_training_or_export):
     assert [g["index"] for g in block.data["gallery"]] == [0, 1] and block.data["pair"] == [0, 1]
     with pytest.raises(ConfigError, match="labels must be >= 0"):
         web.explorer(run, IMAGES, LABELS - 1)
+
+
+@pytest.mark.parametrize("value, on", [("0", False), ("false", False), ("OFF", False), (" no ", False),
+                                       ("1", True), ("yes", True), ("", True)])
+def test_the_progress_flag_reads_every_spelling(monkeypatch, value, on):
+    """``VAE_TUT_PROGRESS=false`` turns the bars off like ``0`` (it used to leave them on)."""
+    from vae_tut.train import progress_enabled
+
+    monkeypatch.setenv("VAE_TUT_PROGRESS", value)
+    assert progress_enabled() is on

@@ -412,3 +412,26 @@ def test_a_learned_decoder_variance_is_scored_with_its_own_c():
         kl = 0.5 * (var + mean.pow(2) - 1 - var.log()).sum(1)
     assert out["elbo"] == pytest.approx((log_lik.mean(1) - kl).mean().item(), rel=1e-5)
     assert out["kl"] == pytest.approx(kl.mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (torch.full((2, 1, 28, 28), math.nan), "got NaN"),
+        (torch.rand(2, 1, 28, 28) * 255, "divide 0..255 pixels by 255.0"),
+        (torch.randint(0, 256, (2, 1, 28, 28)), "must be a float tensor"),
+        (torch.tensor([[math.inf, 0.0]]), "finite numbers"),
+    ],
+)
+def test_the_estimators_refuse_images_they_cannot_score(images, message):
+    """NaN, 0..255 or integer pixels would give NaN or about -1e8 nats; each is one ConfigError instead."""
+    model = build_model("mlp", 2)
+    for estimate in (lambda: elbo(model, images, 0.05), lambda: log_importance_weights(model, images, 0.05, 3)):
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+            estimate()
+
+
+def test_a_huge_k_is_refused_before_anything_is_allocated():
+    """k = 10**11 would allocate hundreds of GiB of log weights; the call says so and stops."""
+    with pytest.raises(ConfigError, match=r"745\.1 GiB.*smaller k"):
+        log_importance_weights(build_model("mlp", 2), torch.rand(2, 1, 28, 28), 0.05, 10**11)

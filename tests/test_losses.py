@@ -105,3 +105,13 @@ def test_binarize_keeps_intensity_on_average():
     from vae_tut.losses import binarize
     images = torch.full((200, 1, 28, 28), 0.3)
     assert binarize(images, torch.Generator().manual_seed(0)).mean().item() == pytest.approx(0.3, abs=0.01)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+@pytest.mark.parametrize("bad, message", [(math.nan, "got NaN"), (255.0, "divide 0..255")])
+def test_vae_loss_refuses_images_outside_0_1(likelihood, bad, message):
+    """A NaN pixel would make the loss NaN and a 0..255 image a loss of millions; both are refused."""
+    x = torch.rand(3, 1, 28, 28)
+    x[1, 0, 5, 5] = bad
+    with pytest.raises(ConfigError, match=message):
+        vae_loss(x, torch.zeros_like(x), torch.zeros(3, 2), torch.ones(3, 2), 0.05, likelihood=likelihood)

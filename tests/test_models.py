@@ -142,3 +142,19 @@ def test_hidden_width_changes_only_the_third_layer():
     assert wide(torch.rand(3, 1, 28, 28)).logits.shape == (3, 1, 28, 28)
     with pytest.raises(ConfigError, match="MLP only"):
         build_model("cnn", 2, hidden=20)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+@pytest.mark.parametrize("autoencoder", [False, True])
+def test_codes_and_images_of_the_wrong_kind_are_one_line(arch, autoencoder):
+    """A code of the wrong width, integer codes or a numpy image: the package's error, not torch's."""
+    import numpy as np
+
+    model = build_model(arch, 3, kind="ae" if autoencoder else "vae")
+    for bad, message in [(torch.zeros(4, 2), r"codes \[N, 3\], got shape \[4, 2\]"),
+                         (torch.zeros(4, 3, dtype=torch.int64), "float tensor of codes"),
+                         (torch.zeros(3), r"got shape \[3\]")]:
+        with pytest.raises(ConfigError, match=message):
+            model.decode(bad)
+    with pytest.raises(ConfigError, match="got a numpy.ndarray"):
+        model.encode(np.zeros((2, 1, 28, 28), dtype=np.float32))

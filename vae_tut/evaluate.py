@@ -37,11 +37,12 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-from .data import N_PIXELS
+from .data import IMAGE_SHAPE, N_PIXELS
 from .errors import ConfigError
-from .losses import check_c, check_likelihood, gaussian_log_constant, kl_per_dimension
+from .losses import check_c, check_likelihood, check_pixels, gaussian_log_constant, kl_per_dimension
 from .train import eval_mode, has_convolutions, keep_freed_memory
 
+MAX_VALUES = 2**28  # at most 1 GiB of float32 log weights or noise in one call
 DEFAULT_MAX_DECODES = 500  # decoder evaluations per forward pass: ~0.2 GB for the CNN decoder
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -63,10 +64,26 @@ def check_k(k: object, name: str = "k") -> int:
 
 
 def check_images(images: object) -> torch.Tensor:
-    """Return ``images`` if it is a non-empty tensor ``[N, ...]``, else raise :class:`ConfigError`."""
+    """Return ``images`` if it is a non-empty float tensor ``[N, ...]`` of finite numbers, else raise
+    :class:`ConfigError`. Images in the book's format ``[N, 1, 28, 28]`` must also lie in [0, 1]; other
+    shapes (chapter 10's toy model scores points of the real line) may hold any finite value."""
     if not isinstance(images, torch.Tensor) or images.dim() < 2 or len(images) == 0:
         raise ConfigError("images must be a non-empty tensor [N, ...] (one image per row)")
+    if not images.is_floating_point():
+        raise ConfigError(f"images must be a float tensor, got {images.dtype} (divide 0..255 pixels by 255.0)")
+    if tuple(images.shape[1:]) == IMAGE_SHAPE:
+        return check_pixels(images)
+    if not bool(torch.isfinite(images).all()):
+        raise ConfigError("images must hold finite numbers, got NaN or infinite values")
     return images
+
+
+def check_memory(n_values: int, what: str) -> None:
+    """Raise :class:`ConfigError` if ``n_values`` numbers (4 bytes each) exceed :data:`MAX_VALUES`."""
+    if n_values > MAX_VALUES:
+        gib = n_values * 4 / 2**30
+        limit = MAX_VALUES * 4 / 2**30
+        raise ConfigError(f"{what} would need {gib:,.1f} GiB (over {limit:g}); use fewer images or a smaller k")
 
 
 def decoder_mean(model: LatentModel) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -240,12 +257,14 @@ def log_importance_weights_at(
     images, batch_size, decode, log_lik, device, dtype = _setup(model, images, c, batch_size, likelihood)
     if not targets or any(not isinstance(t, torch.Tensor) or t.shape != images.shape for t in targets):
         raise ConfigError("targets must be tensors of the same shape as the images")
+    check_memory(len(images) * k * len(targets), f"{len(targets)} x {len(images)} x k={k} log weights")
     gen = _generator(generator, seed)
     outs = [torch.empty(len(images), k, dtype=dtype) for _ in targets]
     with _decoding(model):
         for start, size in _chunks(len(images), batch_size):
             x = images[start : start + size].to(device, dtype)
             mean, var = model.encode(x)
+            check_memory(size * k * mean.shape[1], f"{size} images x k={k} samples of z")
             std = var.sqrt()
             # log q(z|x) = -0.5 * sum(eps^2) - 0.5 * sum(log(2 pi var)) with z = mean + std * eps
             log_q_norm = -0.5 * (var.log() + LOG_2PI).sum(1, keepdim=True)  # [B, 1]

@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import torch
 
-from .errors import ConfigError
 from .data import N_PIXELS
+from .errors import ConfigError
 from .validation import one_of, positive
 
 # "gaussian-learned": the Gaussian decoder with its variance c learned as one shared scalar
@@ -117,6 +117,19 @@ def kl_term(mean: torch.Tensor, var: torch.Tensor, variant: str = "exact") -> to
     return kl_divergence(mean, var)
 
 
+def check_pixels(x: torch.Tensor, what: str = "images") -> torch.Tensor:
+    """Return ``x`` if every value is a number in [0, 1] (NaN is not), else raise :class:`ConfigError`."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
+        raise ConfigError(f"{what} must be a non-empty float tensor with values in [0, 1]")
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+    if math.isnan(lo) or math.isnan(hi):
+        raise ConfigError(f"{what} must have values in [0, 1], got NaN")
+    if not (0.0 <= lo and hi <= 1.0):
+        hint = " (divide 0..255 pixels by 255.0)" if hi > 1.0 else ""
+        raise ConfigError(f"{what} must have values in [0, 1], got values from {lo:g} to {hi:g}{hint}")
+    return x
+
+
 def gaussian_log_constant(c: float, n_pixels: int = N_PIXELS) -> float:
     """``(D/2) log(2 pi c)``: add it to the reconstruction loss to get -log p(x|z) in nats."""
     return 0.5 * n_pixels * math.log(2.0 * math.pi * check_c(c))
@@ -150,6 +163,7 @@ def vae_loss(
     ``likelihood="gaussian-learned"`` ignores ``c`` and uses the model's ``log_c``.
     """
     likelihood = check_likelihood(likelihood)
+    check_pixels(x)
     if likelihood == "bernoulli":
         recon = bernoulli_reconstruction_loss(x, logits)
     elif likelihood == "gaussian-learned":

@@ -32,9 +32,26 @@ def check_latent_dim(z: object) -> int:
 
 def _check_shape(x: torch.Tensor) -> torch.Tensor:
     """``x`` if it is a batch of 1 x 28 x 28 images; a clear error for any other shape."""
-    if tuple(x.shape[1:]) != IMAGE_SHAPE:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ConfigError(f"the networks take a float tensor of images [N, 1, 28, 28], got {_describe(x)}")
+    if tuple(x.shape[1:]) != IMAGE_SHAPE or x.dim() != 4:
         raise ConfigError(f"the networks take images [N, 1, 28, 28], got shape {list(x.shape)}")
     return x
+
+
+def _check_codes(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
+    """``z`` if it is a float tensor of codes ``[N, latent_dim]``; a clear error otherwise."""
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+        raise ConfigError(f"the decoder takes a float tensor of codes [N, {latent_dim}], got {_describe(z)}")
+    if z.dim() != 2 or z.shape[1] != latent_dim:
+        raise ConfigError(f"the decoder takes codes [N, {latent_dim}], got shape {list(z.shape)}")
+    return z
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor"
+    return f"a {type(value).__module__}.{type(value).__name__}"
 
 
 MLP_HIDDEN = 10  # the third hidden layer of the report's printed MLP (its text says 20)
@@ -187,7 +204,7 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder logits ``[batch, 1, 28, 28]``; ``sigmoid`` of them is the image."""
-        return self.decoder(z)
+        return self.decoder(_check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
         mean, var = self.encode(x)
@@ -218,7 +235,7 @@ class ConditionalVAE(VAE):
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Decoder logits of codes ``z`` [N, d] drawn as digits/classes ``labels`` [N]."""
-        if len(z) != len(labels):
+        if len(_check_codes(z, self.latent_dim)) != len(labels):
             raise ConfigError(f"{len(z)} codes but {len(labels)} labels")
         return self.decoder(z, self._onehot(labels))
 
@@ -242,7 +259,8 @@ class Autoencoder(nn.Module):
         return self.encoder(_check_shape(x)), None
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        """Decoder logits of codes ``z`` ``[batch, latent_dim]``."""
+        return self.decoder(_check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
         z = self.encoder(_check_shape(x)).float()

@@ -21,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +32,8 @@ from torch import nn
 from .data import check_images
 from .errors import ConfigError, TrainingDiverged
 from .losses import binarize, check_c, check_kl_variant, check_likelihood, vae_loss
-from .validation import one_of, positive, seed as check_seed, whole
+from .validation import env_flag, one_of, positive, whole
+from .validation import seed as check_seed
 
 ADVICE = "the training diverged: try a smaller learning rate or a larger c"
 MONITOR_SIZE = 100  # the report monitors the loss on 100 random test images
@@ -65,8 +66,9 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
 
 
 def progress_enabled() -> bool:
-    """Progress bars are on unless ``$VAE_TUT_PROGRESS`` is ``0``."""
-    return os.environ.get("VAE_TUT_PROGRESS", "1") != "0"
+    """Progress bars are on unless ``$VAE_TUT_PROGRESS`` is off (0/false/no/off; another value
+    is a :class:`ConfigError`, :func:`~vae_tut.validation.env_flag`)."""
+    return env_flag("VAE_TUT_PROGRESS", True)
 
 
 @dataclass
