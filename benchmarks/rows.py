@@ -149,6 +149,112 @@ def row_throughput(mode: Mode) -> dict[str, Any]:
     return out
 
 
+def fold_batch_norm(model: Any) -> Any:
+    """A copy of ``model`` in eval mode with each batch norm that follows a (transposed) convolution
+    folded into that convolution's weights and bias: the same outputs, one pass less per layer."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    model = copy.deepcopy(model).eval()
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                # Conv2d weights are [out, in, kh, kw]; ConvTranspose2d weights are [in, out, kh, kw]
+                shape = (-1, 1, 1, 1) if isinstance(conv, nn.Conv2d) else (1, -1, 1, 1)
+                with torch.no_grad():
+                    conv.weight.mul_(scale.reshape(shape))
+                    conv.bias.copy_((conv.bias - bn.running_mean) * scale + bn.bias)
+                seq[i + 1] = nn.Identity()
+    return model
+
+
+def _median_step_ms(step: Callable[[], object], steps: int) -> float:
+    step()  # warm-up (for a compiled model: the compilation)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def row_cnn_options(mode: Mode) -> dict[str, Any]:
+    """Three ways to speed up the CNN that ``vae_tut`` does not use, each against what it does, on one
+    thread as a grid worker runs (issue 23): batch norm + ELU fused by ``torch.compile``, batch norm
+    folded into the convolutions for chapter 10's importance sampling, and a faster test pass (its
+    share of a run bounds what any speed-up of it can save)."""
+    import torch
+
+    from vae_tut import evaluate, train
+    from vae_tut.experiments import DEFAULT_PRECISION
+    from vae_tut.losses import vae_loss
+    from vae_tut.models import build_model
+
+    torch.set_num_threads(1)
+    full = mode.name == "full"
+    precision = train.resolve_precision(DEFAULT_PRECISION["cnn"], "cpu")
+    out: dict[str, Any] = {"precision": precision, "threads": 1}
+    x = torch.rand(256, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    x = x.contiguous(memory_format=torch.channels_last)
+
+    def step_of(compiled: bool) -> Callable[[], None]:
+        torch.manual_seed(0)
+        model = build_model("cnn", 2).to(memory_format=torch.channels_last)
+        run = torch.compile(model) if compiled else model
+        opt = train.make_optimizer(model, 1e-3, torch.device("cpu"))
+
+        def step() -> None:
+            with train.autocast(torch.device("cpu"), precision):
+                o = run(x)
+            loss = vae_loss(x, o.logits, o.mean, o.var, 0.05).total
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
+    steps = 15 if full else 2
+    out["eager_step_ms"] = _median_step_ms(step_of(False), steps)
+    if full:  # compiling takes tens of seconds: the CI mode skips it
+        started = time.perf_counter()
+        compiled = step_of(True)
+        compiled()
+        out["compile_s"] = time.perf_counter() - started
+        out["compiled_step_ms"] = _median_step_ms(compiled, steps)
+
+    torch.manual_seed(0)
+    model = build_model("cnn", 2)
+    with torch.no_grad():  # batch-norm statistics that are not the identity
+        for _ in range(3):
+            model(torch.rand(256, 1, 28, 28))
+    model.eval()
+    folded = fold_batch_norm(model)
+    images, k = (torch.rand(20, 1, 28, 28), 500) if full else (torch.rand(2, 1, 28, 28), 20)
+    z = torch.randn(64, 2)
+    with torch.no_grad():
+        out["fold_max_abs_diff"] = float((model.decode(z) - folded.decode(z)).abs().max())
+    for name, m in (("plain", model), ("folded", folded)):
+        started = time.perf_counter()
+        evaluate.log_importance_weights(m, images, 0.05, k)
+        out[f"is_{name}_s"] = time.perf_counter() - started
+
+    n_train, n_test = 60_000, 10_000
+    batches = -(-n_train // 256)
+    test_x = torch.rand(n_test if full else 500, 1, 28, 28)
+    started = time.perf_counter()
+    train.average_loss(model, test_x, 0.05)
+    test_s = (time.perf_counter() - started) * n_test / len(test_x)
+    monitor_s = test_s * train.MONITOR_SIZE / n_test
+    epochs = 15
+    run_s = epochs * batches * out["eager_step_ms"] / 1e3
+    out["test_pass_s"] = test_s
+    out["test_share_of_run"] = (test_s + epochs * monitor_s) / run_s
+    return out
+
+
 def row_threads(mode: Mode) -> dict[str, Any]:
     """One epoch of each network (default precision) under three thread settings, each a fresh process.
 
@@ -335,7 +441,7 @@ def row_tests(mode: Mode) -> dict[str, Any]:
 ROW_FUNCS: dict[str, Callable[[Mode], dict[str, Any]]] = {
     "loader": row_loader, "throughput": row_throughput, "threads": row_threads,
     "parallel": row_parallel, "accuracy": row_accuracy, "likelihood": row_likelihood,
-    "flops": row_flops, "book": row_book, "tests": row_tests,
+    "flops": row_flops, "book": row_book, "tests": row_tests, "cnn_options": row_cnn_options,
 }
 ROWS = tuple(ROW_FUNCS)
 

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vae_tut import analysis, classifier, cli, conventions, data, figures, latent, plots, web, widgets  # noqa: E402
+from vae_tut import analysis, classifier, cli, conventions, data, evaluate, figures, latent, losses, plots, web, widgets  # noqa: E402
 from vae_tut.cli import main  # noqa: E402
 from vae_tut.errors import CacheError, ConfigError, DataError, TrainingDiverged, VaeTutError  # noqa: E402
 from vae_tut.evaluate import elbo  # noqa: E402
@@ -374,6 +374,7 @@ CODES = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
 VARS = torch.rand(6, 2, generator=torch.Generator().manual_seed(2)) + 0.1
 KINDS = ("empty", "NaN", "float64", "wrong shape", "numpy")
 INTEGER_KINDS = ("empty", "NaN", "float64", "wrong shape", "numpy", "negative")
+SCORED_KINDS = ("empty", "NaN", "wrong shape", "numpy")  # float64 is a valid input there
 
 
 def _spoil(good, kind):
@@ -445,6 +446,31 @@ WALK = {
     "widgets.LatentExplorer(codes)": (lambda x: widgets.LatentExplorer(MODEL, x, LABELS), CODES, KINDS),
     "widgets.LatentExplorer(labels)": (lambda x: widgets.LatentExplorer(MODEL, CODES, x), LABELS, INTEGER_KINDS),
     "widgets.latent_explorer": (lambda x: widgets.latent_explorer(MODEL, x, LABELS), CODES, KINDS),
+    # the compute modules; the estimators also score float64 points (chapter 10's toy model)
+    "evaluate.elbo": (lambda x: evaluate.elbo(MODEL, x, 0.05), IMAGES, SCORED_KINDS),
+    "evaluate.elbo_terms": (lambda x: evaluate.elbo_terms(MODEL, x, 0.05), IMAGES, SCORED_KINDS),
+    "evaluate.log_importance_weights": (lambda x: evaluate.log_importance_weights(MODEL, x, 0.05, 3), IMAGES,
+                                        SCORED_KINDS),
+    "evaluate.log_importance_weights_at": (
+        lambda x: evaluate.log_importance_weights_at(MODEL, x, [x], 0.05, 3), IMAGES, SCORED_KINDS),
+    "evaluate.iwae_from_weights": (evaluate.iwae_from_weights, CODES, SCORED_KINDS),
+    # any shape [N, ...] of pixel values is fine for these two
+    "evaluate.is_8bit": (evaluate.is_8bit, IMAGES, ("empty", "NaN", "numpy")),
+    "evaluate.dequantize": (evaluate.dequantize, torch.round(IMAGES * 255) / 255, ("empty", "NaN", "numpy")),
+    "losses.vae_loss": (lambda x: losses.vae_loss(x, torch.zeros(6, 1, 28, 28), CODES, VARS, 0.05), IMAGES,
+                        SCORED_KINDS),
+    # vae_loss checks the pixels of every batch; its parts (and the networks) check shapes and types
+    # only, since the training step calls them and fit has checked the images and watches for NaN
+    "losses.reconstruction_loss": (lambda x: losses.reconstruction_loss(x, IMAGES, 0.05), IMAGES,
+                                   ("empty", "wrong shape")),
+    "losses.kl_divergence": (lambda x: losses.kl_divergence(x, VARS), CODES, ("empty", "wrong shape")),
+    "losses.kl_per_dimension": (lambda x: losses.kl_per_dimension(CODES, x), VARS, ("empty", "NaN", "wrong shape")),
+    "losses.kl_term": (lambda x: losses.kl_term(x, VARS), CODES, ("empty", "wrong shape")),
+    "train.average_loss": (lambda x: average_loss(MODEL, x, 0.05), IMAGES, KINDS),
+    "train.fit": (lambda x: fit(build_model("mlp", 2), x, IMAGES, c=0.05, lr=1e-3, batch_size=2, epochs=1,
+                                progress=False), IMAGES, KINDS),
+    "models.VAE.encode": (MODEL.encode, IMAGES, ("wrong shape", "numpy")),
+    "models.VAE.decode": (MODEL.decode, CODES, ("wrong shape", "numpy")),
 }
 # public names of the walked modules that take no tensor (or only a model or a run)
 NO_TENSOR = {

@@ -76,10 +76,13 @@ def test_ci_mode_produces_every_row(tmp_path):
     else:
         assert "skipped" in rows["accuracy"]
     assert rows["likelihood"]["seconds_per_model"] > 0
+    options = rows["cnn_options"]
+    assert options["fold_max_abs_diff"] < 1e-4 and options["is_plain_s"] > 0 and options["is_folded_s"] > 0
+    assert "compiled_step_ms" not in options and 0 < options["test_share_of_run"] < 1
     # the printed table has one line per measurement that was made
     table = proc.stdout
     for text in ("DataLoader", "fp32 / bf16", "PASSIVE", "single-thread process per core",
-                 "importance sampling", "share of the fp32 peak"):
+                 "importance sampling", "share of the fp32 peak", "BN-folded"):
         assert text in table, text
 
 
@@ -119,3 +122,38 @@ def test_committed_results_render():
     for results, cell in zip(kinds.values(), cells):
         minutes = results["rows"].get("tests", {}).get("minutes")
         assert (f"{minutes:.1f} min" in cell) if minutes is not None else cell == ""
+
+
+def test_folding_batch_norm_keeps_the_outputs_and_the_original():
+    """The benchmark's folded CNN decodes and encodes like the model it came from, which is left as it was."""
+    import torch
+
+    from benchmarks.rows import fold_batch_norm
+    from vae_tut.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn", 3)
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.rand(64, 1, 28, 28))  # running statistics far from 0 and 1
+    model.eval()
+    folded = fold_batch_norm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 6
+    z, x = torch.randn(16, 3), torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model.decode(z), folded.decode(z), atol=1e-5)
+        assert torch.allclose(model.encode(x)[0], folded.encode(x)[0], atol=1e-5)
+
+
+def test_forecast_errors_compare_each_line_with_the_real_end(tmp_path):
+    """Each forecast is set against the minutes that really were left; lines near the end are left out."""
+    lines = ["grid: 3 tasks, ~40 min (estimate) [at 0.0 min]",
+             "[1/3] a: epoch 1/2, 5.0 s/epoch, run ETA 1 min, grid ~25 min left [at 5.0 min]",
+             "[2/3] b: epoch 2/2, 5.0 s/epoch, run ETA 0 min, grid ~2.0 min left [at 28.0 min]",
+             "grid: done in 30.0 min [at 30.0 min]"]
+    (tmp_path / "k.grid.log").write_text("\n".join(lines))
+    log = report.grid_log("k", tmp_path)
+    assert report.grid_log("other", tmp_path) is None
+    assert report.forecast_errors(log) == [(0.0, 40.0, 30.0), (5.0, 25.0, 25.0)]
+    assert report.forecast_errors("\n".join(lines[:-1])) == []  # an unfinished grid tells nothing

@@ -9,6 +9,7 @@ encoder can be exact or deliberately wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -197,14 +198,14 @@ def test_evaluate_run_is_consistent_and_cached(tmp_path):
     fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2), checksum="a" * 64)
     x = torch.rand(6, 1, 28, 28)
     first = evaluate_run(fake, x, ks=(1, 10, 100), elbo_samples=50)
-    assert set(first["iwae"]) == {1, 10, 100}
-    assert first["iwae"][1] < first["iwae"][10] < first["iwae"][100]
-    assert first["iwae"][1] == pytest.approx(first["elbo"], abs=0.05 * abs(first["elbo"]) + 1.0)
+    assert set(first.iwae) == {1, 10, 100}
+    assert first.iwae[1] < first.iwae[10] < first.iwae[100]
+    assert first.iwae[1] == pytest.approx(first.elbo, abs=0.05 * abs(first.elbo) + 1.0)
     files = list((tmp_path / "runs" / "likelihood").glob("*/result.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["n_images"] == 6
     again = evaluate_run(fake, x, ks=(1, 10, 100), elbo_samples=50)
-    assert not first["cached"] and again["cached"]
-    assert {**again, "cached": False} == first
+    assert not first.cached and again.cached
+    assert dataclasses.replace(again, cached=False) == first
     with pytest.raises(ConfigError):
         evaluate_run(fake, x, ks=())
 
@@ -220,9 +221,9 @@ def test_a_model_with_other_weights_is_scored_afresh(tmp_path):
     x = torch.rand(4, 1, 28, 28)
     first = evaluate_run(real, x, ks=(1, 4), elbo_samples=2)
     second = evaluate_run(other, x, ks=(1, 4), elbo_samples=2)  # same config, other weights
-    assert not second["cached"] and second["elbo"] != first["elbo"]
+    assert not second.cached and second.elbo != first.elbo
     assert len(_likelihood_entries(tmp_path)) == 2
-    assert evaluate_run(real, x, ks=(1, 4), elbo_samples=2)["cached"]
+    assert evaluate_run(real, x, ks=(1, 4), elbo_samples=2).cached
     with pytest.raises(ConfigError, match="checksum"):  # a run not from the cache is not cached
         evaluate_run(SimpleNamespace(config=RunConfig(), model=real.model), x, ks=(1,))
 
@@ -243,6 +244,12 @@ def test_an_edited_likelihood_entry_is_refused_in_one_line(tmp_path):
         evaluate_run(fake, x, ks=(1, 4), elbo_samples=2)
     entry.write_text("{not json")
     with pytest.raises(CacheError, match="unreadable"):
+        evaluate_run(fake, x, ks=(1, 4), elbo_samples=2)
+    from vae_tut.likelihood import _numbers_checksum
+
+    short = {k: v for k, v in saved.items() if k not in ("checksum", "kl")}  # a field gone, checksum made anew
+    entry.write_text(json.dumps({**short, "checksum": _numbers_checksum(short)}))
+    with pytest.raises(CacheError, match="lacks its estimates"):
         evaluate_run(fake, x, ks=(1, 4), elbo_samples=2)
 
 
@@ -345,8 +352,8 @@ def test_evaluate_run_reports_8bit_bits_above_zero(tmp_path):
     fake = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2), checksum="a" * 64)
     x = torch.randint(0, 256, (5, 1, 28, 28)).float() / 255
     res = evaluate_run(fake, x, ks=(1, 10), elbo_samples=2)
-    assert set(res["bits8"]) == {1, 10} and all(b > 0 for b in res["bits8"].values())
-    assert res["bits8"][10] <= res["bits8"][1] + 0.05
+    assert set(res.bits8) == {1, 10} and all(b > 0 for b in res.bits8.values())
+    assert res.bits8[10] <= res.bits8[1] + 0.05
 
 
 class _ConstantLogits:
@@ -382,11 +389,11 @@ def test_evaluate_run_scores_a_bernoulli_run_on_binary_images(tmp_path):
     trained = SimpleNamespace(config=config, model=model)
     images = torch.rand(8, 1, 28, 28)
     out = evaluate_run(trained, images, ks=(1, 4), cache=False)
-    assert out["bits8"] is None
-    assert out["iwae"][4] <= 0 and out["elbo"] <= 0  # log-probabilities of binary images
+    assert out.bits8 is None
+    assert out.iwae[4] <= 0 and out.elbo <= 0  # log-probabilities of binary images
     binary = torch.bernoulli(images, generator=torch.Generator().manual_seed(0))
     direct = iwae_bound(model, binary, 0.05, 4, seed=1, likelihood="bernoulli").mean().item()
-    assert out["iwae"][4] == pytest.approx(direct, rel=1e-5)
+    assert out.iwae[4] == pytest.approx(direct, rel=1e-5)
 
 
 def test_a_learned_decoder_variance_is_scored_with_its_own_c():
@@ -400,7 +407,7 @@ def test_a_learned_decoder_variance_is_scored_with_its_own_c():
     assert decoder_c(SimpleNamespace(config=RunConfig(c=0.3), model=build_model("mlp", 2))) == 0.3
     x = torch.randint(0, 256, (6, 1, 28, 28)).float() / 255
     out = evaluate_run(learned, x, ks=(1, 4), elbo_samples=3, cache=False)
-    assert out["c"] == pytest.approx(c, rel=1e-6) and out["bits8"] is not None
+    assert out.c == pytest.approx(c, rel=1e-6) and out.bits8 is not None
     # the same three draws per image as elbo_terms (seed 0, one batch), scored by hand with c = 0.02
     eps = torch.randn(6, 3, 2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -410,8 +417,8 @@ def test_a_learned_decoder_variance_is_scored_with_its_own_c():
         squared = (x.flatten(1).unsqueeze(1) - fz).pow(2).sum(-1)
         log_lik = -squared / (2 * c) - 0.5 * 784 * math.log(2 * math.pi * c)
         kl = 0.5 * (var + mean.pow(2) - 1 - var.log()).sum(1)
-    assert out["elbo"] == pytest.approx((log_lik.mean(1) - kl).mean().item(), rel=1e-5)
-    assert out["kl"] == pytest.approx(kl.mean().item(), rel=1e-5)
+    assert out.elbo == pytest.approx((log_lik.mean(1) - kl).mean().item(), rel=1e-5)
+    assert out.kl == pytest.approx(kl.mean().item(), rel=1e-5)
 
 
 @pytest.mark.parametrize(

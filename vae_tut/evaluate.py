@@ -292,8 +292,10 @@ def iwae_from_weights(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor
     group gives one independent k-sample bound and their average is returned,
     an estimate of E[L_k] with less noise than a single group.
     """
-    if log_w.dim() != 2 or log_w.shape[1] == 0:
-        raise ConfigError("log weights must be a tensor [N, K] with K >= 1")
+    if not isinstance(log_w, torch.Tensor) or not log_w.is_floating_point() or log_w.dim() != 2 or 0 in log_w.shape:
+        raise ConfigError("log weights must be a float tensor [N, K] with N, K >= 1")
+    if bool(torch.isnan(log_w).any() | (log_w == math.inf).any()):
+        raise ConfigError("log weights must be numbers or -inf (a zero weight), got NaN or +inf")
     total = log_w.shape[1]
     k = total if k is None else check_k(k)
     if k > total:
@@ -359,7 +361,7 @@ LEVELS = 256  # an 8-bit pixel takes one of 256 values
 
 def is_8bit(images: torch.Tensor) -> bool:
     """Whether every pixel is ``k / 255`` for a whole k from 0 to 255 (as MNIST's are)."""
-    levels = torch.round(images * (LEVELS - 1))
+    levels = torch.round(check_images(images) * (LEVELS - 1))
     return bool(((levels >= 0) & (levels < LEVELS)).all()) and torch.allclose(levels / (LEVELS - 1), images, atol=1e-6)
 
 

@@ -13,11 +13,13 @@ numbers carry a SHA-256 checked when they are read back.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,37 @@ def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int,
     return cache_dir() / "likelihood" / f"{config.arch}-{config.kind}-{config.dataset}-z{config.z}-{digest}"
 
 
+@dataclass(frozen=True)
+class Estimates:
+    """:func:`evaluate_run`'s estimates for one run, each a per-image *mean* in nats (chapter 10).
+
+    ``elbo`` = ``expected_log_lik`` - ``kl``; ``iwae`` maps k to the k-sample bound L_k;
+    ``gap_se`` is the standard error of the mean per-image gap between the largest-k bound and
+    the ELBO; ``bits8`` maps k to 8-bit bits per dimension (:func:`~vae_tut.evaluate.bits_per_dim_8bit`)
+    from the same samples scored at dequantised copies of the images, ``None`` unless the images are
+    8-bit and the decoder Gaussian. ``c`` is the decoder variance scored (:func:`decoder_c`; ``None``
+    for a Bernoulli decoder), ``seconds`` the time the importance sampling took when it was
+    computed, on ``threads`` threads; ``cached`` says whether it was read back.
+    """
+
+    label: str
+    c: float | None
+    n_images: int
+    seconds: float
+    threads: int
+    elbo: float
+    expected_log_lik: float
+    kl: float
+    iwae: dict[int, float]
+    gap_se: float
+    bits8: dict[int, float] | None
+    cached: bool = False
+
+    def numbers(self) -> dict[str, Any]:
+        """Everything but ``cached``, as the cache entry holds it."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cached"}
+
+
 def _numbers_checksum(result: dict[str, Any]) -> str:
     """SHA-256 of the numbers as ``result.json`` holds them (keys as text, sorted)."""
     as_written = json.loads(json.dumps(result))
@@ -134,23 +167,15 @@ def evaluate_run(
     elbo_samples: int = 10,
     seed: int = 0,
     cache: bool = True,
-) -> dict[str, Any]:
-    """ELBO and importance-weighted estimates for a trained :class:`~vae_tut.experiments.Run` (chapter 10).
+) -> Estimates:
+    """ELBO and importance-weighted estimates (:class:`Estimates`) for a trained
+    :class:`~vae_tut.experiments.Run` (chapter 10).
 
     Draws ``max(ks)`` samples per image once and reads every smaller k off the
     same samples (averaging disjoint groups, :func:`~vae_tut.evaluate.iwae_from_weights`).
-    Returns a dict of per-image *means* in nats: ``elbo``, ``expected_log_lik``, ``kl``,
-    ``iwae`` (k -> mean estimate), ``gap_se`` (standard error of the mean of the
-    per-image gaps between the largest-k estimate and the ELBO), ``bits8`` (k -> 8-bit
-    bits per dimension, :func:`~vae_tut.evaluate.bits_per_dim_8bit`, from the same
-    samples scored at dequantised copies of the images; ``None`` unless the images
-    are 8-bit and the decoder Gaussian; a Bernoulli run is scored on one fixed
-    binarisation of the images), plus ``n_images``, ``seconds`` (the time the
-    importance sampling took when it was computed), ``threads``, ``label`` and
-    ``cached`` (whether it was read back), and ``c``, the decoder variance scored
-    (:func:`decoder_c`: a learned one where the model has it; ``None`` for a Bernoulli
-    decoder). With ``cache=True`` the result is an entry
-    of the run cache (:func:`vae_tut.store.cached`, key: see this module's docstring).
+    A Bernoulli run is scored on one fixed binarisation of the images. With ``cache=True``
+    the result is an entry of the run cache (:func:`vae_tut.store.cached`, key: see this
+    module's docstring).
     """
     ks = _check_ks(ks)
     config = trained.config
@@ -159,7 +184,7 @@ def evaluate_run(
     c = decoder_c(trained)
     model: LatentModel = trained.model  # type: ignore[assignment]  # a VAE: encode(x) -> (mean, var)
 
-    def compute(_scratch: Path) -> tuple[dict, dict]:
+    def compute(_scratch: Path) -> tuple[Estimates, dict]:
         expected, kl = elbo_terms(model, images, c, elbo_samples, seed=seed, likelihood=config.likelihood)
         start = time.perf_counter()
         eight_bit = gaussian and is_8bit(images)
@@ -169,26 +194,26 @@ def evaluate_run(
         )
         seconds = time.perf_counter() - start
         gap = iwae_from_weights(log_ws[0]) - (expected - kl)
-        result = {
-            "label": config.label(),
-            "c": c if gaussian else None,
-            "n_images": len(images),
-            "seconds": seconds,
-            "threads": torch.get_num_threads(),
-            "elbo": float((expected - kl).mean()),
-            "expected_log_lik": float(expected.mean()),
-            "kl": float(kl.mean()),
-            "iwae": {k: float(iwae_from_weights(log_ws[0], k).mean()) for k in ks},
-            "gap_se": float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
+        result = Estimates(
+            label=config.label(),
+            c=c if gaussian else None,
+            n_images=len(images),
+            seconds=seconds,
+            threads=torch.get_num_threads(),
+            elbo=float((expected - kl).mean()),
+            expected_log_lik=float(expected.mean()),
+            kl=float(kl.mean()),
+            iwae={k: float(iwae_from_weights(log_ws[0], k).mean()) for k in ks},
+            gap_se=float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
             # 8-bit bits per dimension from the same samples, at dequantised copies of the images
-            "bits8": None
+            bits8=None
             if len(log_ws) == 1
             else {k: float(bits_per_dim_8bit(iwae_from_weights(log_ws[1], k).mean(), images[0].numel())) for k in ks},
-        }
-        files = {"result.json": {**result, "checksum": _numbers_checksum(result)}}
-        return {**result, "cached": False}, files
+        )
+        numbers = result.numbers()
+        return result, {"result.json": {**numbers, "checksum": _numbers_checksum(numbers)}}
 
-    def load(folder: Path) -> dict:
+    def load(folder: Path) -> Estimates:
         advice = "delete it to compute it again"
         try:
             saved = json.loads((folder / "result.json").read_text())
@@ -204,9 +229,9 @@ def evaluate_run(
             saved["iwae"] = {int(k): v for k, v in saved["iwae"].items()}
             if saved["bits8"] is not None:
                 saved["bits8"] = {int(k): v for k, v in saved["bits8"].items()}
+            return Estimates(**saved, cached=True)
         except (KeyError, TypeError, AttributeError, ValueError):
             raise CacheError(f"likelihood entry {folder} lacks its estimates; {advice}") from None
-        return {**saved, "cached": True}
 
     if not cache:
         return compute(Path())[0]
@@ -225,7 +250,7 @@ def _chapter_run(config: RunConfig, device: str | None) -> tuple[Run, torch.Tens
     return trained, images
 
 
-def estimate_likelihood(config: RunConfig, device: str | None = None) -> tuple[Run, dict[str, Any]]:
+def estimate_likelihood(config: RunConfig, device: str | None = None) -> tuple[Run, Estimates]:
     """The cached run of ``config`` and its chapter-10 estimates (:func:`evaluate_run`), computed once."""
     settings = likelihood_settings()
     trained, images = _chapter_run(config, device)
