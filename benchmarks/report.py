@@ -209,6 +209,9 @@ def _estimate(r: dict, ci: bool) -> str | None:
         error = e["estimate_min"] / e["actual_min"] - 1
         worst = max(worst, abs(error))
         parts.append(f"{name} {e['estimate_min']:.1f} vs {e['actual_min']:.1f} min ({error:+.0%})")
+    if "worst_line_error" in x:  # every later forecast of the log, with five minutes or more to go
+        worst = max(worst, x["worst_line_error"])
+        parts.append(f"largest miss of {x['lines_checked']} later forecasts {x['worst_line_error']:.0%}")
     return _mark("; ".join(parts), _status(worst, TARGETS["estimate_error"], False), ci)
 
 
@@ -262,7 +265,7 @@ MEASUREMENTS: list[tuple[str, str, Callable[[dict, bool], str | None]]] = [
     ("`jupyter-book build .` on a fresh clone, empty run cache", f"≤ {TARGETS['book_empty_minutes']:g} min",
      _plain_build),
     ("`make book` from a full run cache", f"≤ {TARGETS['book_full_minutes']:g} min", _book("full", "book_full_minutes")),
-    ("`make book`'s first estimate against the time it took", f"within {TARGETS['estimate_error']:.0%}", _estimate),
+    ("the grid's first estimate (and later ones) against the time it took", f"within {TARGETS['estimate_error']:.0%}", _estimate),
     ("rebuild of every page from the execution cache", "", _rebuild),
     ("`make test` from an empty run cache", f"≤ {TARGETS['tests_minutes']:g} min", _tests),
 ]

@@ -84,12 +84,23 @@ def _data(block):
     return json.loads(found.group(1))
 
 
+@pytest.fixture(scope="session")
+def _decoders(tmp_path_factory):
+    """One run cache for the tests that only read exported decoders: each is exported once per session."""
+    return tmp_path_factory.mktemp("decoders")
+
+
+@pytest.fixture
+def shared_decoders(_decoders, monkeypatch):
+    monkeypatch.setenv("VAE_TUT_CACHE", str(_decoders))
+
+
 def _images(n=60, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, 1, 28, 28, generator=g), torch.arange(n) % 10
 
 
-def test_explorer_z2_has_a_pad_and_the_model_name():
+def test_explorer_z2_has_a_pad_and_the_model_name(shared_decoders):
     r = fake_run("mlp", 2)
     images, labels = _images()
     block = web.explorer(r, images, labels, pair=(3, 7))
@@ -115,7 +126,7 @@ def test_explorer_z2_has_a_pad_and_the_model_name():
     assert block._repr_html_() == block.markup
 
 
-def test_explorer_orders_dimensions_by_kl_and_marks_inactive_ones():
+def test_explorer_orders_dimensions_by_kl_and_marks_inactive_ones(shared_decoders):
     r = fake_run("mlp", 5)
     images, labels = _images()
     means = torch.randn(60, 5, generator=torch.Generator().manual_seed(1)) * torch.tensor([0.5, 2.0, 0.001, 1.0, 0.0])
@@ -129,7 +140,7 @@ def test_explorer_orders_dimensions_by_kl_and_marks_inactive_ones():
     assert "pad" not in data and all(d["limit"] >= 3 for d in data["dims"])
 
 
-def test_sweep_block_has_one_frame_per_value():
+def test_sweep_block_has_one_frame_per_value(shared_decoders):
     images, _ = _images(16)
     rows = [[web.sweep_frame(fake_run("mlp", z), images, f"z = {z}")] for z in (1, 2)]
     block = web.sweep(rows, ["z = 1", "z = 2"], "latent size", start=1)
@@ -153,7 +164,7 @@ def test_grid_png_is_opaque_dark_ink_on_white():
     assert array[1 + 10, 1 + 10] == 0 and array[1 + 5, 1 + 5] == 255
 
 
-def test_book_extension_copies_the_decoders_a_page_names(tmp_path):
+def test_book_extension_copies_the_decoders_a_page_names(tmp_path, shared_decoders):
     import sys
     from pathlib import Path
 
