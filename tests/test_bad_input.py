@@ -63,7 +63,7 @@ API = {
     "NaN pixels": (lambda: _fit(test=GOOD.clone().fill_(float("nan"))), "got values from nan"),
     "flat images": (lambda: _fit(train=GOOD.flatten(1)), "got shape [8, 784]"),
     "32-pixel images into the CNN": (lambda: build_model("cnn", 2)(torch.rand(2, 1, 32, 32)),
-                                     "take images [N, 1, 28, 28], got shape [2, 1, 32, 32]"),
+                                     "tensor [N, 1, 28, 28], got shape [2, 1, 32, 32]"),
     "25-pixel images to encode": (lambda: encode(build_model("cnn", 2), torch.rand(2, 1, 25, 25)),
                                   "got shape [2, 1, 25, 25]"),
     "empty training set": (lambda: _fit(train=GOOD[:0]), "training images must be"),
@@ -368,6 +368,8 @@ def _fake_run(z=2):
 
 
 MODEL = build_model("mlp", 2).eval()
+AE = build_model("mlp", 2, kind="ae").eval()
+CVAE = build_model("mlp", 2, kind="cvae").eval()
 IMAGES = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 LABELS = torch.arange(6) % 3
 CODES = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
@@ -459,18 +461,30 @@ WALK = {
     "evaluate.dequantize": (evaluate.dequantize, torch.round(IMAGES * 255) / 255, ("empty", "NaN", "numpy")),
     "losses.vae_loss": (lambda x: losses.vae_loss(x, torch.zeros(6, 1, 28, 28), CODES, VARS, 0.05), IMAGES,
                         SCORED_KINDS),
-    # vae_loss checks the pixels of every batch; its parts (and the networks) check shapes and types
-    # only, since the training step calls them and fit has checked the images and watches for NaN
-    "losses.reconstruction_loss": (lambda x: losses.reconstruction_loss(x, IMAGES, 0.05), IMAGES,
-                                   ("empty", "wrong shape")),
-    "losses.kl_divergence": (lambda x: losses.kl_divergence(x, VARS), CODES, ("empty", "wrong shape")),
-    "losses.kl_per_dimension": (lambda x: losses.kl_per_dimension(CODES, x), VARS, ("empty", "NaN", "wrong shape")),
-    "losses.kl_term": (lambda x: losses.kl_term(x, VARS), CODES, ("empty", "wrong shape")),
+    # the loss's building blocks take any float type: chapter 4 checks them in float64
+    "losses.reconstruction_loss(images)": (lambda x: losses.reconstruction_loss(x, IMAGES, 0.05), IMAGES,
+                                           SCORED_KINDS),
+    "losses.reconstruction_loss(reconstructions)": (lambda x: losses.reconstruction_loss(IMAGES, x, 0.05), IMAGES,
+                                                    SCORED_KINDS),
+    "losses.learned_gaussian_loss": (lambda x: losses.learned_gaussian_loss(x, IMAGES, torch.zeros(())), IMAGES,
+                                     SCORED_KINDS),
+    "losses.bernoulli_reconstruction_loss": (
+        lambda x: losses.bernoulli_reconstruction_loss(IMAGES.round(), x), torch.zeros(6, 1, 28, 28), SCORED_KINDS),
+    "losses.binarize": (losses.binarize, IMAGES, ("empty", "NaN", "numpy")),
+    "losses.kl_divergence(mean)": (lambda x: losses.kl_divergence(x, VARS), CODES, SCORED_KINDS),
+    "losses.kl_divergence(variance)": (lambda x: losses.kl_divergence(CODES, x), VARS, SCORED_KINDS),
+    "losses.kl_per_dimension": (lambda x: losses.kl_per_dimension(CODES, x), VARS, SCORED_KINDS),
+    "losses.kl_term(mean)": (lambda x: losses.kl_term(x, VARS, "var-as-std"), CODES, SCORED_KINDS),
+    "losses.kl_term(variance)": (lambda x: losses.kl_term(CODES, x, "var-as-logvar"), VARS, SCORED_KINDS),
     "train.average_loss": (lambda x: average_loss(MODEL, x, 0.05), IMAGES, KINDS),
     "train.fit": (lambda x: fit(build_model("mlp", 2), x, IMAGES, c=0.05, lr=1e-3, batch_size=2, epochs=1,
                                 progress=False), IMAGES, KINDS),
-    "models.VAE.encode": (MODEL.encode, IMAGES, ("wrong shape", "numpy")),
-    "models.VAE.decode": (MODEL.decode, CODES, ("wrong shape", "numpy")),
+    "models.VAE.encode": (MODEL.encode, IMAGES, KINDS),
+    "models.VAE.decode": (MODEL.decode, CODES, KINDS),
+    "models.Autoencoder.encode": (AE.encode, IMAGES, KINDS),
+    "models.Autoencoder.decode": (AE.decode, CODES, KINDS),
+    "models.ConditionalVAE.encode": (lambda x: CVAE.encode(x, LABELS), IMAGES, KINDS),
+    "models.ConditionalVAE.decode": (lambda x: CVAE.decode(x, LABELS), CODES, KINDS),
 }
 # public names of the walked modules that take no tensor (or only a model or a run)
 NO_TENSOR = {

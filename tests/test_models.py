@@ -151,8 +151,8 @@ def test_codes_and_images_of_the_wrong_kind_are_one_line(arch, autoencoder):
     import numpy as np
 
     model = build_model(arch, 3, kind="ae" if autoencoder else "vae")
-    for bad, message in [(torch.zeros(4, 2), r"codes \[N, 3\], got shape \[4, 2\]"),
-                         (torch.zeros(4, 3, dtype=torch.int64), "float tensor of codes"),
+    for bad, message in [(torch.zeros(4, 2), r"codes must be a float32 tensor \[N, 3\], got shape \[4, 2\]"),
+                         (torch.zeros(4, 3, dtype=torch.int64), "got torch.int64"),
                          (torch.zeros(3), r"got shape \[3\]")]:
         with pytest.raises(ConfigError, match=message):
             model.decode(bad)

@@ -21,7 +21,7 @@ import torch
 
 from .data import N_PIXELS
 from .errors import ConfigError
-from .validation import one_of, positive
+from .validation import one_of, positive, tensor
 
 # "gaussian-learned": the Gaussian decoder with its variance c learned as one shared scalar
 # (the sigma-VAE of Rybkin et al. 2021); its loss keeps the constant, since c moves.
@@ -38,19 +38,28 @@ def check_c(c: object) -> float:
     return positive(c, "decoder variance c")
 
 
+def _batches(a: object, b: object, names: tuple[str, str]) -> None:
+    """A one-line :class:`ConfigError` unless ``a`` and ``b`` are non-empty, finite float tensors
+    ``[N, ...]`` of one shape. Any float type: chapter 4 checks these formulas in float64."""
+    for value, name in zip((a, b), names):
+        dims = value.dim() if isinstance(value, torch.Tensor) else 1
+        tensor(value, name, (None,) * max(dims, 1), float32=False)
+    if a.shape != b.shape:  # type: ignore[attr-defined]
+        raise ConfigError(f"{names[0]} and {names[1]} differ in shape: {list(a.shape)} vs {list(b.shape)}")  # type: ignore[attr-defined]
+
+
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, c: float) -> torch.Tensor:
     """``||x - x_hat||^2 / (2c)`` summed over pixels, averaged over the batch."""
     check_c(c)
-    if x.shape != x_hat.shape:
-        raise ConfigError(f"images and reconstructions differ in shape: {list(x.shape)} vs {list(x_hat.shape)}")
+    _batches(x, x_hat, ("images", "reconstructions"))
     return (x - x_hat).pow(2).flatten(1).sum(1).mean() / (2.0 * c)
 
 
 def learned_gaussian_loss(x: torch.Tensor, x_hat: torch.Tensor, log_c: torch.Tensor) -> torch.Tensor:
     """``-log p(x|z)`` in nats for a decoder N(x_hat, cI) whose ``log c`` is learned (chapter 9):
     ``||x - x_hat||^2 / (2c) + (D/2) log(2 pi c)``, summed over pixels, averaged over the batch."""
-    if x.shape != x_hat.shape:
-        raise ConfigError(f"images and reconstructions differ in shape: {list(x.shape)} vs {list(x_hat.shape)}")
+    _batches(x, x_hat, ("images", "reconstructions"))
+    tensor(log_c, "log c", (), float32=False)
     d = x[0].numel()
     squared = (x - x_hat).pow(2).flatten(1).sum(1).mean()
     return squared / (2.0 * log_c.exp()) + 0.5 * d * (math.log(2.0 * math.pi) + log_c)
@@ -66,8 +75,7 @@ def kl_divergence(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
 
 def kl_per_dimension(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """The KL of each latent dimension, ``[batch, z]`` (chapter 8 counts the active ones)."""
-    if mean.shape != var.shape:
-        raise ConfigError(f"mean and variance differ in shape: {list(mean.shape)} vs {list(var.shape)}")
+    _batches(mean, var, ("mean", "variance"))
     if not bool((var > 0).all()):
         raise ConfigError("every variance must be > 0 (the KL needs log var)")
     return 0.5 * (var + mean.pow(2) - 1.0 - var.log())
@@ -78,8 +86,7 @@ def bernoulli_reconstruction_loss(x: torch.Tensor, logits: torch.Tensor) -> torc
 
     ``x`` holds 0/1 pixels (:func:`binarize`); the binary cross-entropy of the logits.
     """
-    if x.shape != logits.shape:
-        raise ConfigError(f"images and logits differ in shape: {list(x.shape)} vs {list(logits.shape)}")
+    _batches(x, logits, ("images", "logits"))
     return (
         torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
         .flatten(1)
@@ -90,7 +97,7 @@ def bernoulli_reconstruction_loss(x: torch.Tensor, logits: torch.Tensor) -> torc
 
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each pixel set to 1 with probability equal to its intensity ("dynamic binarisation")."""
-    return torch.bernoulli(images, generator=generator)
+    return torch.bernoulli(check_pixels(images), generator=generator)
 
 
 def check_kl_variant(variant: object) -> str:
@@ -106,6 +113,7 @@ def check_likelihood(likelihood: object) -> str:
 def kl_term(mean: torch.Tensor, var: torch.Tensor, variant: str = "exact") -> torch.Tensor:
     """The batch-averaged KL term as ``variant`` computes it (:data:`KL_VARIANTS`)."""
     check_kl_variant(variant)
+    _batches(mean, var, ("mean", "variance"))
     if variant == "var-as-std":
         return kl_divergence(mean, var.pow(2))
     if variant == "var-as-logvar":

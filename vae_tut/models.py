@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import validation
 from .data import IMAGE_SHAPE, N_PIXELS
 from .errors import ConfigError
 from .validation import one_of, whole
@@ -30,28 +31,14 @@ def check_latent_dim(z: object) -> int:
     return whole(z, "latent size z", 1, MAX_LATENT)
 
 
-def _check_shape(x: torch.Tensor) -> torch.Tensor:
-    """``x`` if it is a batch of 1 x 28 x 28 images; a clear error for any other shape."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ConfigError(f"the networks take a float tensor of images [N, 1, 28, 28], got {_describe(x)}")
-    if tuple(x.shape[1:]) != IMAGE_SHAPE or x.dim() != 4:
-        raise ConfigError(f"the networks take images [N, 1, 28, 28], got shape {list(x.shape)}")
-    return x
+def _check_images(x: object) -> torch.Tensor:
+    """What ``encode`` takes: a non-empty, finite float32 tensor of images [N, 1, 28, 28]."""
+    return validation.tensor(x, "the encoder's images", (None, *IMAGE_SHAPE))
 
 
-def _check_codes(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
-    """``z`` if it is a float tensor of codes ``[N, latent_dim]``; a clear error otherwise."""
-    if not isinstance(z, torch.Tensor) or not z.is_floating_point():
-        raise ConfigError(f"the decoder takes a float tensor of codes [N, {latent_dim}], got {_describe(z)}")
-    if z.dim() != 2 or z.shape[1] != latent_dim:
-        raise ConfigError(f"the decoder takes codes [N, {latent_dim}], got shape {list(z.shape)}")
-    return z
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor"
-    return f"a {type(value).__module__}.{type(value).__name__}"
+def _check_codes(z: object, latent_dim: int) -> torch.Tensor:
+    """What ``decode`` takes: a non-empty, finite float32 tensor of codes [N, latent_dim]."""
+    return validation.tensor(z, "the decoder's codes", (None, latent_dim))
 
 
 MLP_HIDDEN = 10  # the third hidden layer of the report's printed MLP (its text says 20)
@@ -193,7 +180,7 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(z|x), each ``[batch, z]``."""
-        h = self.encoder(_check_shape(x)).float()  # fp32 from here on, also under bf16 autocast
+        h = self.encoder(_check_images(x)).float()  # fp32 from here on, also under bf16 autocast
         mean, raw_var = h.split(self.latent_dim, dim=1)
         return mean, F.softplus(raw_var) + VARIANCE_FLOOR
 
@@ -207,9 +194,11 @@ class VAE(nn.Module):
         return self.decoder(_check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
+        """One training pass. The sample goes to the decoder unchecked: if training diverges it
+        is NaN, and :func:`~vae_tut.train.fit` reports the divergence, not bad codes."""
         mean, var = self.encode(x)
         z = self.reparameterize(mean, var)
-        return VAEOutput(self.decode(z), mean, var, z)
+        return VAEOutput(self.decoder(z), mean, var, z)
 
 
 class ConditionalVAE(VAE):
@@ -229,7 +218,7 @@ class ConditionalVAE(VAE):
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         """Mean and variance of q(z|x, y)."""
-        h = self.encoder(_check_shape(x), self._onehot(labels)).float()
+        h = self.encoder(_check_images(x), self._onehot(labels)).float()
         mean, raw_var = h.split(self.latent_dim, dim=1)
         return mean, F.softplus(raw_var) + VARIANCE_FLOOR
 
@@ -242,7 +231,7 @@ class ConditionalVAE(VAE):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> VAEOutput:  # type: ignore[override]
         mean, var = self.encode(x, labels)
         z = self.reparameterize(mean, var)
-        return VAEOutput(self.decode(z, labels), mean, var, z)
+        return VAEOutput(self.decoder(z, self._onehot(labels)), mean, var, z)
 
 
 class Autoencoder(nn.Module):
@@ -256,15 +245,15 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         """The code of each image, and ``None`` where a VAE would give a variance."""
-        return self.encoder(_check_shape(x)), None
+        return self.encoder(_check_images(x)), None
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder logits of codes ``z`` ``[batch, latent_dim]``."""
         return self.decoder(_check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        z = self.encoder(_check_shape(x)).float()
-        return VAEOutput(self.decode(z), z, None, z)
+        z = self.encoder(_check_images(x)).float()
+        return VAEOutput(self.decoder(z), z, None, z)  # unchecked, as in VAE.forward
 
 
 def build_model(

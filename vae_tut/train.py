@@ -389,8 +389,9 @@ def fit(
                 with autocast(device, precision):
                     out = forward(model, x, None if train_y is None else train_y[idx])
                 where = f"at epoch {epoch}, batch {b + 1} of {n_batches}"
-                if not bool(torch.isfinite(out.mean).all()):
-                    raise TrainingDiverged(f"the encoder's output became NaN or infinite {where}; {ADVICE}")
+                outputs = (out.mean, out.var, out.logits, getattr(model, "log_c", None))
+                if not all(bool(torch.isfinite(t).all()) for t in outputs if t is not None):
+                    raise TrainingDiverged(f"the network's output became NaN or infinite {where}; {ADVICE}")
                 terms = vae_loss(
                     x,
                     out.logits,

@@ -59,7 +59,7 @@ class PixelDecoder(nn.Module):
         self.model = model
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model.decode(z)).flatten(1)  # type: ignore[operator]
+        return torch.sigmoid(self.model.decoder(z)).flatten(1)  # type: ignore[operator]  # unchecked: traced
 
 
 def export_decoder(model: nn.Module, path: str | os.PathLike) -> Path:
