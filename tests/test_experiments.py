@@ -213,6 +213,50 @@ def test_code_version_is_pinned_and_independent_of_layout():
     assert store.source_digest(["def f(x: int) -> int:\n    return x + 2\n"]) != "09262dbe984bae1f"
 
 
+def _other_pythons() -> list[str]:
+    """Interpreters of Python 3.10-3.13 other than this one: pyenv's, or ``python3.1x`` on the PATH."""
+    import glob
+    import shutil
+    import sys
+
+    mine = f"{sys.version_info.major}.{sys.version_info.minor}"
+    found = {}
+    for minor in ("3.10", "3.11", "3.12", "3.13"):
+        pyenv = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{minor}.*/bin/python3")))
+        path = pyenv[-1] if pyenv else shutil.which(f"python{minor}")
+        if minor != mine and path:
+            found[minor] = path
+    return list(found.values())
+
+
+def test_code_version_is_the_same_on_every_python():
+    """The run key's code digest, computed by store's own three functions under every other
+    Python 3.10-3.13 on this machine from the same sources, equals this interpreter's: a run cache
+    made here serves Colab's Python, and the other way round."""
+    import ast
+    import inspect
+    import subprocess
+
+    others = _other_pythons()
+    if not others:
+        pytest.skip("no other Python 3.10-3.13 on this machine")
+    text = Path(store.__file__).read_text()
+    wanted = {"_without_docstrings", "_canonical", "source_digest"}
+    parts = [ast.get_source_segment(text, node) for node in ast.parse(text).body
+             if isinstance(node, ast.FunctionDef) and node.name in wanted]
+    assert len(parts) == 3
+    program = "\n\n".join(["from __future__ import annotations\nimport ast, hashlib, json, sys, textwrap\n"
+                            "from collections.abc import Iterable", *parts,
+                            "print(*(source_digest(s) for s in json.load(sys.stdin)))"])
+    sources = [[inspect.getsource(obj) for obj in experiments.compute_path()],
+               ['def f(x: int) -> int:\n    "doc"\n    return x + 1  # c\n']]
+    for python in others:
+        done = subprocess.run([python, "-I", "-c", program], input=json.dumps(sources), capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [experiments.CODE_VERSION, "09262dbe984bae1f"], python
+
+
 def test_quick_mode(monkeypatch):
     cfg = RunConfig()
     assert cfg.resolved() == cfg
