@@ -33,7 +33,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vae_tut import analysis, classifier, cli, conventions, data, evaluate, figures, latent, losses, plots, web, widgets  # noqa: E402
+import vae_tut  # noqa: E402
+from vae_tut import (analysis, classifier, cli, conventions, data, evaluate, figures, latent, likelihood,  # noqa: E402
+                     losses, models, plots, train, web, widgets)
 from vae_tut.cli import main  # noqa: E402
 from vae_tut.errors import CacheError, ConfigError, DataError, TrainingDiverged, VaeTutError  # noqa: E402
 from vae_tut.evaluate import elbo  # noqa: E402
@@ -485,28 +487,79 @@ WALK = {
     "models.Autoencoder.decode": (AE.decode, CODES, KINDS),
     "models.ConditionalVAE.encode": (lambda x: CVAE.encode(x, LABELS), IMAGES, KINDS),
     "models.ConditionalVAE.decode": (lambda x: CVAE.decode(x, LABELS), CODES, KINDS),
-}
-# public names of the walked modules that take no tensor (or only a model or a run)
-NO_TENSOR = {
-    "conventions.Row", "plots.neg_elbo_against_c", "plots.bits_per_dim_bars",  # numbers, not tensors
-    "analysis.prior_samples", "analysis.negative_elbo_nats", "latent.grid_codes", "latent.normal_quantile_codes",
-    "plots.class_colour", "plots.figure_png", "plots.history_curves", "figures.prior_sample_grid",
-    "figures.manifold", "figures.generation_figure", "web.PixelDecoder", "web.export_decoder",
-    "web.check_codes", "web.entry_checksum", "web.entry_name", "web.entries_root", "web.model_file",
-    "web.decoder_entry", "web.load_entry", "web.WebBlock", "web.sweep", "classifier.build_classifier",
-    "classifier.Classifier", "classifier.SampleQuality", "classifier.load_classifier",
+    "models.VAE.forward": (MODEL, IMAGES, KINDS),
+    "models.Autoencoder.forward": (AE, IMAGES, KINDS),
+    "models.ConditionalVAE.forward": (lambda x: CVAE(x, LABELS), IMAGES, KINDS),
+    "train.forward": (lambda x: train.forward(MODEL, x, None), IMAGES, KINDS),
+    "train.check_labels": (lambda x: train.check_labels(CVAE, x, 6), LABELS, INTEGER_KINDS),
+    "data.check_images": (data.check_images, IMAGES, KINDS),
+    "evaluate.check_images": (evaluate.check_images, IMAGES, ("empty", "NaN", "numpy")),  # any [N, ...]
+    "losses.check_pixels": (losses.check_pixels, IMAGES, ("empty", "NaN", "numpy")),  # any [N, ...]
+    "likelihood.evaluate_run": (lambda x: likelihood.evaluate_run(_fake_run(), x, (1, 2), elbo_samples=1, cache=False),
+                                IMAGES, SCORED_KINDS),
 }
 CASES = [(name, kind) for name, (_, _, kinds) in WALK.items() for kind in kinds]
 
 
-def test_the_walk_covers_every_public_function():
-    walked = {name.split("(")[0] for name in WALK}
-    for module in (analysis, latent, plots, figures, web, classifier, widgets, conventions):
-        short = module.__name__.rsplit(".", 1)[1]
+# public functions that take a tensor but are not walked, and why
+NOT_WALKED = {
+    "models.VAE.reparameterize": "a step of the training pass; fit reports a NaN it makes as a divergence",
+    "web.PixelDecoder.forward": "traced for the ONNX export; export_decoder feeds it check_codes' codes",
+    "evaluate.LatentModel.encode": "a Protocol's signature, not code",
+    "evaluate.bits_per_dim_8bit": "KNOWN GAP: a number conversion that passes NaN through (issue 21)",
+    "evaluate.independent_pixels_bits_per_dim": "KNOWN GAP: checks pixels but not NaN or numpy (issue 21)",
+}
+
+
+def _takes_a_tensor(function) -> bool:
+    """Whether a parameter other than ``self`` is annotated as a tensor."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any("Tensor" in str(p.annotation) and p.name != "self" for p in parameters)
+
+
+def _public_tensor_functions():
+    """``module.name`` (and ``module.Class.method``) of every public function of the package
+    that takes a tensor; the networks' layer stacks (``FCEncoder``, ...) are torch modules, not API."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    for info in pkgutil.iter_modules(vae_tut.__path__):
+        module = importlib.import_module(f"vae_tut.{info.name}")
+        if info.name == "validation":  # the checkers themselves
+            continue
         for attr, obj in vars(module).items():
-            if attr.startswith("_") or not callable(obj) or getattr(obj, "__module__", None) != module.__name__:
+            if attr.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
                 continue
-            assert f"{short}.{attr}" in walked | NO_TENSOR, f"{short}.{attr} is neither walked nor listed"
+            if inspect.isclass(obj):
+                if issubclass(obj, torch.nn.Module) and not hasattr(obj, "encode") and obj is not web.PixelDecoder:
+                    continue
+                members = [(f"{attr}.{m}", f) for m, f in vars(obj).items() if not m.startswith("_") and callable(f)]
+                members += [(f"{attr}.{m}", getattr(obj, m)) for m in ("encode", "decode", "forward")
+                            if m not in vars(obj) and callable(getattr(obj, m, None))]
+                members.append((attr, obj.__init__))
+            elif callable(obj):
+                members = [(attr, obj)]
+            else:
+                continue
+            for name, function in members:
+                if _takes_a_tensor(function):
+                    yield f"{info.name}.{name}"
+
+
+def test_the_walk_covers_every_public_function():
+    """Every public function of every module that takes a tensor is walked, or listed with its reason."""
+    walked = {name.split("(")[0] for name in WALK}
+    found = set(_public_tensor_functions())
+    assert {"losses.kl_term", "models.VAE.decode", "latent.encode", "web.explorer"} <= found  # the finder works
+    missing = found - walked - set(NOT_WALKED)
+    assert not missing, f"neither walked nor listed: {sorted(missing)}"
+    assert set(NOT_WALKED) <= found and not walked & set(NOT_WALKED)
 
 
 @pytest.fixture
