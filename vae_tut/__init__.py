@@ -11,6 +11,7 @@ Modules, one concern each (the README's module table says which chapter uses whi
 - plots, figures, schematics, report, widgets, web: the chapters' figures, tables,
   and latent explorers (with a kernel, and in the browser)
 - reproduction: the report's KL of 14 and its candidate explanations
+- conventions: what other tutorials' loss conventions print for this book's model
 - validation, errors: one way to check input, and the one-line errors it raises
 - cli (with __main__): ``python -m vae_tut``
 
