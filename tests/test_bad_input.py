@@ -375,6 +375,7 @@ CVAE = build_model("mlp", 2, kind="cvae").eval()
 IMAGES = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 LABELS = torch.arange(6) % 3
 CODES = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+IMAGES_8BIT = torch.round(IMAGES * 255) / 255
 VARS = torch.rand(6, 2, generator=torch.Generator().manual_seed(2)) + 0.1
 KINDS = ("empty", "NaN", "float64", "wrong shape", "numpy")
 INTEGER_KINDS = ("empty", "NaN", "float64", "wrong shape", "numpy", "negative")
@@ -460,7 +461,12 @@ WALK = {
     "evaluate.iwae_from_weights": (evaluate.iwae_from_weights, CODES, SCORED_KINDS),
     # any shape [N, ...] of pixel values is fine for these two
     "evaluate.is_8bit": (evaluate.is_8bit, IMAGES, ("empty", "NaN", "numpy")),
-    "evaluate.dequantize": (evaluate.dequantize, torch.round(IMAGES * 255) / 255, ("empty", "NaN", "numpy")),
+    "evaluate.dequantize": (evaluate.dequantize, IMAGES_8BIT, ("empty", "NaN", "numpy")),
+    "evaluate.bits_per_dim_8bit": (evaluate.bits_per_dim_8bit, torch.zeros(6), ("empty", "NaN", "numpy")),
+    "evaluate.independent_pixels_bits_per_dim(train)": (
+        lambda x: evaluate.independent_pixels_bits_per_dim(x, IMAGES_8BIT), IMAGES_8BIT, SCORED_KINDS),
+    "evaluate.independent_pixels_bits_per_dim(test)": (
+        lambda x: evaluate.independent_pixels_bits_per_dim(IMAGES_8BIT, x), IMAGES_8BIT, SCORED_KINDS),
     "losses.vae_loss": (lambda x: losses.vae_loss(x, torch.zeros(6, 1, 28, 28), CODES, VARS, 0.05), IMAGES,
                         SCORED_KINDS),
     # the loss's building blocks take any float type: chapter 4 checks them in float64
@@ -506,10 +512,6 @@ NOT_WALKED = {
     "models.VAE.reparameterize": "a step of the training pass; fit reports a NaN it makes as a divergence",
     "web.PixelDecoder.forward": "traced for the ONNX export; export_decoder feeds it check_codes' codes",
     "evaluate.LatentModel.encode": "a Protocol's signature, not code",
-    # KNOWN GAPS (issue 21): a check in evaluate.py changes the key of chapter 10's stored estimates
-    "evaluate.bits_per_dim_8bit": "KNOWN GAP: a number conversion that passes NaN through",
-    "evaluate.independent_pixels_bits_per_dim": "KNOWN GAP: checks nothing; 0..255 or NaN images give a torch "
-                                                "error or a wrong number",
 }
 
 
@@ -616,6 +618,14 @@ MISMATCHES = {
     "verdict of numbers above 1": (lambda: classifier.verdict(torch.full((2, 10), -0.5)), ">= 0"),
     "history_curves of no epochs": (lambda: plots.history_curves([]), "history must be"),
     "sweep without frames": (lambda: web.sweep([], [], "z"), "at least one value"),
+    "bits of a NaN log p": (lambda: evaluate.bits_per_dim_8bit(float("nan")), "log p must be a finite number"),
+    "independent pixels of 0..255 images": (
+        lambda: evaluate.independent_pixels_bits_per_dim(IMAGES_8BIT, IMAGES_8BIT * 255),
+        "divide 0..255 pixels by 255"),
+    "independent pixels of images of two sizes": (
+        lambda: evaluate.independent_pixels_bits_per_dim(IMAGES_8BIT, IMAGES_8BIT[:, :, :14]), "same image shape"),
+    "independent pixels without smoothing": (
+        lambda: evaluate.independent_pixels_bits_per_dim(IMAGES_8BIT, IMAGES_8BIT, smoothing=0), "smoothing"),
     "unknown classifier data set": (lambda: classifier.class_probabilities(IMAGES, "cifar"), "unknown dataset 'cifar'"),
 }
 

@@ -37,6 +37,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
+from . import validation
 from .data import IMAGE_SHAPE, N_PIXELS
 from .errors import ConfigError
 from .losses import check_c, check_likelihood, check_pixels, gaussian_log_constant, kl_per_dimension
@@ -386,6 +387,10 @@ def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float, n_dims: int = N_P
     a uniform density on [0, 1]^D, log p = 0, costs exactly 8 bits per pixel.
     """
     check_k(n_dims, "number of dimensions")
+    if isinstance(log_p_dequantized, torch.Tensor):
+        validation.tensor(log_p_dequantized, "log p", (None,) * log_p_dequantized.dim(), float32=False)
+    else:
+        validation.finite(log_p_dequantized, "log p")
     return math.log2(LEVELS) - log_p_dequantized / (n_dims * math.log(2.0))
 
 
@@ -397,7 +402,17 @@ def independent_pixels_bits_per_dim(
     Each pixel gets its own distribution over the 256 levels, the frequencies on
     ``train_images`` with ``smoothing`` added to every count (so that a level never
     seen in training is not impossible); the cost is averaged over ``test_images``.
+    Both sets must be 8-bit images (:func:`is_8bit`) of the same size.
     """
+    smoothing = validation.positive(smoothing, "smoothing")
+    for name, images in (("train_images", train_images), ("test_images", test_images)):
+        if not is_8bit(images):
+            raise ConfigError(f"{name} must be 8-bit images, pixel values k / 255 with whole k")
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise ConfigError(
+            f"train_images and test_images must have the same image shape, got "
+            f"{list(train_images.shape[1:])} and {list(test_images.shape[1:])}"
+        )
     train = torch.round(train_images.flatten(1) * (LEVELS - 1)).long()
     test = torch.round(test_images.flatten(1) * (LEVELS - 1)).long()
     n, d = train.shape
