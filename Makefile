@@ -36,12 +36,13 @@ book-quick: data
 
 # Static checks of the package (ruff's lint and format check, mypy), then unit tests, tests on the
 # real data, and every chapter notebook in quick mode, spread over one single-thread pytest worker
-# per core (a file's tests, and so a notebook's cells, stay together).
+# per core (a file's tests, and so a notebook's cells, stay together; files go out in collection
+# order, the notebooks first, so that the longest work starts first and the short tests fill the gaps).
 test: data
 	$(BIN)/ruff check vae_tut
 	$(BIN)/ruff format --check vae_tut
 	$(BIN)/mypy
-	VAE_TUT_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax -m "not browser" -n auto --dist loadfile
+	VAE_TUT_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax -m "not browser" -n auto --dist loadfile --no-loadscope-reorder
 
 # Every page of a built book in headless Chromium, offline: by default the quick build (needs
 # `make book-quick` first); `make browser-test BOOK_HTML=_build/html` checks the full one.

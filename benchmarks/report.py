@@ -243,6 +243,16 @@ def _tests(r: dict, ci: bool) -> str | None:
                  _status(x["minutes"], TARGETS["tests_minutes"], False), ci)
 
 
+def _elu(r: dict, ci: bool) -> str | None:
+    x = _get(r, "elu")
+    if not x:
+        return None
+    k = x["kernel_ms"]
+    return (f"elu {k['elu'] / k['exp']:.0f}× an exp (expm1 {k['expm1'] / k['exp']:.0f}×); with an exp-based ELU a "
+            f"step is {x['mlp']['speedup']:.2f}× (MLP) and {x['cnn']['speedup']:.2f}× (CNN, {x['cnn']['precision']}) "
+            "as fast")
+
+
 MEASUREMENTS: list[tuple[str, str, Callable[[dict, bool], str | None]]] = [
     ("MLP epoch: torchvision DataLoader + ToTensor / vae_tut trainer", "", _loader),
     ("matrix-multiply peak, fp32 / bf16", "", _peaks),
@@ -260,6 +270,7 @@ MEASUREMENTS: list[tuple[str, str, Callable[[dict, bool], str | None]]] = [
     ("chapter 10's importance sampling (1 thread)", "", _likelihood),
     ("CNN, 1 thread: compiled / eager training step; BN-folded / plain importance sampling; "
      "the test passes' share of a run", "", _cnn_options),
+    ("ELU, 1 thread: torch's kernel against exp; a training step with an exp-based ELU", "", _elu),
     ("arithmetic of `make book` and the least time it can take", "", _floor),
     ("`make book` from an empty run cache", f"≤ {TARGETS['book_empty_minutes']:g} min", _book("empty", "book_empty_minutes")),
     ("`jupyter-book build .` on a fresh clone, empty run cache", f"≤ {TARGETS['book_empty_minutes']:g} min",

@@ -26,11 +26,16 @@ class Mode:
     peak_size: int  # side of the square matrices for the matmul peak
     seeds: tuple[int, ...]  # seeds of the fp32 reference runs (accuracy row)
     likelihood: tuple[int, int]  # test images and samples k of the likelihood row
+    archs: tuple[str, ...]  # the networks timed by the threads and parallel rows
+    accuracy: tuple[str, ...] | None  # the base runs of the accuracy row (None: all of them)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-FULL = Mode("full", None, 2048, (0, 1, 2), (1000, 1000))
-CI = Mode("ci", 1024, 256, (0, 1), (20, 10))
+FULL = Mode("full", None, 2048, (0, 1, 2), (1000, 1000), ("mlp", "cnn"), None)
+# every row once, as small as it can be: the threads, parallel and accuracy rows time only the MLP
+# (their code does not depend on the network; each of their processes costs a start-up), and the
+# test sets have 1,024 images (measure.load_train)
+CI = Mode("ci", 1024, 256, (0, 1), (20, 10), ("mlp",), ("mlp-mnist",))
 MODES = {"full": FULL, "ci": CI}
 
 
@@ -267,7 +272,7 @@ def row_threads(mode: Mode) -> dict[str, Any]:
     settings = {"default": ({}, None), "OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, None),
                 "1 thread": ({}, 1)}
     out: dict[str, Any] = {}
-    for arch in ("mlp", "cnn"):
+    for arch in mode.archs:
         out[arch] = {}
         for label, (env, threads) in settings.items():
             code = (f"from benchmarks.measure import epoch_seconds; "
@@ -289,10 +294,10 @@ def row_parallel(mode: Mode) -> dict[str, Any]:
 
     cores = available_cores()
     out: dict[str, Any] = {"cores": cores}
-    for arch in ("mlp", "cnn"):
+    for arch in mode.archs:
         one = float(_python(f"from benchmarks.measure import epoch_seconds; "
                             f"print(epoch_seconds({arch!r}, {mode.train_size!r}, {cores}))"))
-        start_at = time.time() + (15 if mode.name == "full" else 6)  # every worker has loaded the data by then
+        start_at = time.time() + (15 if mode.name == "full" else 4)  # every worker has loaded the data by then
         code = (f"from benchmarks.measure import epoch_seconds; "
                 f"print(epoch_seconds({arch!r}, {mode.train_size!r}, 1, start_at={start_at!r}))")
         procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -312,6 +317,8 @@ def row_accuracy(mode: Mode) -> dict[str, Any]:
         return {"skipped": "no bf16 units: every default here is fp32, the same as the reference"}
     rows = {}
     for name, config in BASE.items():
+        if mode.accuracy is not None and name not in mode.accuracy:
+            continue
         if mode.train_size is not None:
             config = dataclasses.replace(config, epochs=1, train_size=mode.train_size)
         fast = run(config, progress=False, device="cpu")
@@ -339,7 +346,7 @@ def row_likelihood(mode: Mode) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     n_images, k = mode.likelihood
-    _, test_x = load_train(1)
+    _, test_x = load_train(None)
     torch.manual_seed(0)
     config = LIKELIHOOD_MODELS["cnn-mnist-z2"].resolved("cpu")
     model = SimpleNamespace(config=config, model=build_model("cnn", 2).eval())
@@ -440,10 +447,69 @@ def row_tests(mode: Mode) -> dict[str, Any]:
     return result
 
 
+def _exp_elu(x: Any) -> Any:
+    """ELU computed as ``relu(x) + (exp(min(x, 0)) - 1)`` in float32: the same function as torch's
+    ``elu`` (which calls ``expm1``) up to an absolute error of about 6e-8 near 0 (the rounding of exp)."""
+    import torch
+
+    xf = x.float()
+    return (torch.relu(xf) + (torch.clamp(xf, max=0).exp() - 1)).to(x.dtype)
+
+
+def row_elu(mode: Mode) -> dict[str, Any]:
+    """Single-thread cost of torch's ELU, which the networks use after every hidden layer.
+
+    Where torch's ``expm1`` kernel is not vectorised (seen with the AVX-512 kernels of torch
+    2.14), ELU costs many times an ``exp``. The row times the element-wise kernels on one
+    activation tensor of the CNN and a training step of each network with torch's ELU and with
+    :func:`_exp_elu`: the time a change of the activation would save. The book's runs keep
+    torch's ELU (changing it would change every run's numbers).
+    """
+    import torch
+    from torch import nn
+
+    from vae_tut import train
+    from vae_tut.experiments import DEFAULT_LR, DEFAULT_PRECISION
+    from vae_tut.losses import vae_loss
+    from vae_tut.models import build_model
+
+    torch.set_num_threads(1)
+    full = mode.name == "full"
+    x = torch.randn(256, 32, 14, 14, generator=torch.Generator().manual_seed(0))  # the CNN's largest
+    kernels = {"exp": torch.exp, "expm1": torch.expm1, "elu": torch.nn.functional.elu, "exp-based elu": _exp_elu}
+    out: dict[str, Any] = {"elements": x.numel(), "kernel_ms": {
+        name: _median_step_ms(lambda f=f: f(x), 20 if full else 2) for name, f in kernels.items()}}
+    images = torch.rand(256, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    device = torch.device("cpu")
+    for arch in ("mlp", "cnn"):
+        precision = train.resolve_precision(DEFAULT_PRECISION[arch], device)
+        times = {}
+        for name, activation in (("torch elu", None), ("exp-based elu", _exp_elu)):
+            torch.manual_seed(0)
+            model = build_model(arch, 2)
+            if activation is not None:
+                for module in model.modules():
+                    if isinstance(module, nn.ELU):
+                        module.forward = activation  # type: ignore[method-assign]
+            opt = train.make_optimizer(model, DEFAULT_LR[arch], device)
+
+            def step(model: Any = model, opt: Any = opt, precision: str = precision) -> None:
+                with train.autocast(device, precision):
+                    o = model(images)
+                loss = vae_loss(images, o.logits, o.mean, o.var, 0.05).total
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            times[name] = _median_step_ms(step, 15 if full else 1)
+        out[arch] = {"precision": precision, "step_ms": times, "speedup": times["torch elu"] / times["exp-based elu"]}
+    return out
+
+
 ROW_FUNCS: dict[str, Callable[[Mode], dict[str, Any]]] = {
     "loader": row_loader, "throughput": row_throughput, "threads": row_threads,
     "parallel": row_parallel, "accuracy": row_accuracy, "likelihood": row_likelihood,
-    "flops": row_flops, "book": row_book, "tests": row_tests, "cnn_options": row_cnn_options,
+    "flops": row_flops, "book": row_book, "tests": row_tests, "cnn_options": row_cnn_options, "elu": row_elu,
 }
 ROWS = tuple(ROW_FUNCS)
 

@@ -93,7 +93,7 @@ def test_auto_precision_follows_the_cpu(monkeypatch, capability, bf16_units, exp
     assert RunConfig(arch="cnn", precision="bf16").resolved("cpu").precision == "bf16"  # asked for
 
 
-def test_cpu_without_bf16_trains_and_caches_the_cnn_in_fp32(real_data, monkeypatch):
+def test_cpu_without_bf16_trains_and_caches_the_cnn_in_fp32(tiny_data, monkeypatch):
     _cpu_capability(monkeypatch, "AVX2", False)
     monkeypatch.setenv("VAE_TUT_QUICK", "1")
     seen = []
