@@ -29,7 +29,7 @@ book: data
 	$(BIN)/python -m vae_tut reproduce --out _build/reproduce.md
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-# The same pages in quick mode (2 epochs on 2,048 images), in their own output folder
+# The same pages in quick mode (1 epoch on 2,048 images), in their own output folder
 # so that quick outputs never land in the full book's execution cache.
 book-quick: data
 	VAE_TUT_QUICK=1 VAE_TUT_PROGRESS=0 $(BIN)/jupyter-book build . -W -n --keep-going --path-output _build_quick

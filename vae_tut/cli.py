@@ -77,9 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--quick", action="store_true", help="quick mode: 2 epochs on 2,048 images (same as VAE_TUT_QUICK=1)"
-    )
+    p.add_argument("--quick", action="store_true", help="quick mode: 1 epoch on 2,048 images (same as VAE_TUT_QUICK=1)")
     p.add_argument("--retrain", action="store_true", help="ignore and replace cached runs")
     p.add_argument(
         "--device", choices=["cpu", "cuda", "mps"], help="where to train (default: CUDA, then MPS, then the CPU)"

@@ -37,8 +37,9 @@ def quick_banner(what: str = "", quick: bool | None = None) -> str:
     if not (quick_mode() if quick is None else quick):
         return ""
     extra = f"; {what}" if what else ""
+    epochs = f"{QUICK_EPOCHS} epoch{'s' * (QUICK_EPOCHS != 1)}"
     return (
-        f"**QUICK MODE**: models trained {QUICK_EPOCHS} epochs on {QUICK_TRAIN_SIZE:,} images{extra}; "
+        f"**QUICK MODE**: models trained {epochs} on {QUICK_TRAIN_SIZE:,} images{extra}; "
         "smoke tests, not comparable with the report."
     )
 
