@@ -379,8 +379,8 @@ def test_weights_of_another_architecture():
 
 @pytest.mark.parametrize("edit, match", [
     (lambda meta: meta["train"].update(total=1.0), "checksum"),
-    (lambda meta: meta.pop("history"), "lacks the run's numbers"),
-    (lambda meta: [meta.pop(k) for k in list(meta)], "lacks the run's numbers"),
+    (lambda meta: meta.pop("history"), "result.json lacks history, train, test, seconds"),
+    (lambda meta: [meta.pop(k) for k in list(meta)], "result.json lacks history, train, test, seconds"),
 ])
 def test_edited_result_is_refused(edit, match):
     cfg = RunConfig(epochs=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,36 @@ def test_cached_computes_once_and_reads_back(tmp_path):
     assert len(calls) == 1 and not calls[0].exists()
     assert store.cached(tmp_path / "entry", compute, load, refresh=True)[1] is False
     assert len(calls) == 2
+
+
+def test_read_entry_checks_fields_and_checksum(tmp_path):
+    """Every cache entry (run, classifier, exported decoder) is read back by store.read_entry: the
+    checksum covers the named fields and the file, and each fault is one line naming the folder."""
+    meta = {"accuracy": 0.5, "note": "not checked"}
+    blob = b"weights"
+    entry = tmp_path / "entry"
+    store.write_atomic_dir(entry, {"model.pt": blob, "result.json": {**meta, "checksum": store.checksum(
+        {"accuracy": 0.5}, blob)}})
+    read = lambda: store.read_entry(entry, "model.pt", ["accuracy"], "test entry", "delete it")  # noqa: E731
+    assert read() == ({**meta, "checksum": store.checksum({"accuracy": 0.5}, blob)}, blob)
+    assert store.checksum({"a": 1}, b"x") != store.checksum({"a": 1}, b"y") != store.checksum({"a": 2}, b"y")
+    saved = json.loads((entry / "result.json").read_text())
+    (entry / "result.json").write_text(json.dumps({**saved, "note": "edited"}))
+    assert read()[0]["note"] == "edited"  # a field outside the checksum may change
+    faults = {
+        "checksum": lambda: (entry / "model.pt").write_bytes(b"weightz"),
+        "lacks accuracy": lambda: (entry / "result.json").write_text(json.dumps({"checksum": "0"})),
+        "is unreadable (JSONDecodeError)": lambda: (entry / "result.json").write_text("{"),
+        "is unreadable (FileNotFoundError)": lambda: ((entry / "result.json").write_text(json.dumps(saved)),
+                                                      (entry / "model.pt").unlink()),
+    }
+    for match, damage in faults.items():
+        damage()
+        with pytest.raises(CacheError, match=re.escape(match)) as caught:
+            read()
+        message = str(caught.value)
+        assert message.startswith(f"test entry {entry}") and message.endswith("; delete it")
+        assert "\n" not in message
 
 
 def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):

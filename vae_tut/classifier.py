@@ -17,9 +17,7 @@ to trust it.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -99,13 +97,6 @@ def _fit(dataset: str, quick: bool, seed: int = 0) -> tuple[nn.Module, float]:
     return model, float((predicted == test_y.long()).float().mean())
 
 
-def _checksum(meta: dict, weights: bytes) -> str:
-    """SHA-256 over the weights' bytes and the accuracy, so an edited entry is caught on load."""
-    digest = hashlib.sha256(weights)
-    digest.update(json.dumps({k: meta[k] for k in ("test_accuracy", "quick")}, sort_keys=True).encode())
-    return digest.hexdigest()
-
-
 def load_classifier(dataset: str = "mnist") -> Classifier:
     """The cached classifier of ``dataset``, trained on first use (about a minute on a laptop CPU;
     quick mode, ``$VAE_TUT_QUICK=1``: the first 2,048 training images only)."""
@@ -128,22 +119,12 @@ def load_classifier(dataset: str = "mnist") -> Classifier:
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         meta: dict[str, Any] = {"test_accuracy": accuracy, "quick": quick}
-        meta["checksum"] = _checksum(meta, buffer.getvalue())
+        meta["checksum"] = store.checksum(meta, buffer.getvalue())
         return Classifier(model, dataset, accuracy, quick), {"model.pt": buffer.getvalue(), "result.json": meta}
 
     def load(entry: Path) -> Classifier:
         advice = "delete it to train it again"
-        try:
-            meta = json.loads((entry / "result.json").read_text())
-            weights = (entry / "model.pt").read_bytes()
-        except (OSError, ValueError) as err:
-            raise CacheError(f"classifier entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
-        if (
-            not isinstance(meta, dict)
-            or any(k not in meta for k in ("test_accuracy", "quick", "checksum"))
-            or meta["checksum"] != _checksum(meta, weights)
-        ):
-            raise CacheError(f"classifier entry {entry}: weights or accuracy do not match their checksum; {advice}")
+        meta, weights = store.read_entry(entry, "model.pt", ("test_accuracy", "quick"), "classifier entry", advice)
         model = build_classifier()
         try:
             model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))

@@ -13,9 +13,7 @@ the checksum written beside them.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,29 +278,16 @@ METRICS = ("history", "train", "test", "seconds")
 
 
 def _checksum(meta: dict[str, Any], weights: bytes) -> str:
-    """SHA-256 over the weights' bytes and the metrics, so an edited entry is caught on load."""
-    digest = hashlib.sha256(weights)
-    digest.update(json.dumps({k: meta[k] for k in METRICS}, sort_keys=True).encode())
-    return digest.hexdigest()
+    """:func:`vae_tut.store.checksum` of the weights' bytes and the metrics."""
+    return store.checksum({k: meta[k] for k in METRICS}, weights)
 
 
 def _load_entry(entry: Path, config: RunConfig, device_type: str) -> Run:
-    """Read a finished cache entry, checking it was made for ``config`` by this code and is intact."""
+    """Read a finished cache entry, checking it is intact and was made for ``config`` by this code."""
     advice = "delete it or train again with retrain=True (--retrain)"
-    try:
-        meta = json.loads((entry / "result.json").read_text())
-        weights = (entry / "model.pt").read_bytes()
-    except (OSError, ValueError) as err:
-        raise CacheError(f"cache entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
-    if not isinstance(meta, dict) or any(k not in meta for k in (*METRICS, "config", "checksum")):
-        raise CacheError(f"cache entry {entry}: result.json lacks the run's numbers; {advice}")
-    if meta["config"] != config.as_dict() or meta.get("code_version") != code_version():
+    meta, weights = store.read_entry(entry, "model.pt", METRICS, "cache entry", advice)
+    if meta.get("config") != config.as_dict() or meta.get("code_version") != code_version():
         raise CacheError(f"cache entry {entry} holds a run of another config or code version; {advice}")
-    if meta["checksum"] != _checksum(meta, weights):
-        raise CacheError(
-            f"cache entry {entry}: weights or numbers do not match their checksum "
-            f"(changed or corrupted after training); {advice}"
-        )
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling error means the same thing

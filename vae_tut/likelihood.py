@@ -155,8 +155,7 @@ class Estimates:
 
 def _numbers_checksum(result: dict[str, Any]) -> str:
     """SHA-256 of the numbers as ``result.json`` holds them (keys as text, sorted)."""
-    as_written = json.loads(json.dumps(result))
-    return hashlib.sha256(json.dumps(as_written, sort_keys=True).encode()).hexdigest()
+    return store.checksum(json.loads(json.dumps(result)))
 
 
 def evaluate_run(

@@ -168,6 +168,36 @@ def key_digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def checksum(fields: dict[str, Any], blob: bytes = b"") -> str:
+    """SHA-256 of ``blob`` followed by ``fields`` as sorted JSON: what an entry's ``checksum`` holds,
+    so that an entry edited or damaged after it was written is caught when it is read."""
+    digest = hashlib.sha256(blob)
+    digest.update(json.dumps(fields, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def read_entry(
+    entry: Path, blob_name: str, fields: Iterable[str], what: str, advice: str, meta_name: str = "result.json"
+) -> tuple[dict, bytes]:
+    """The metadata (the JSON file ``meta_name``) and the file ``blob_name`` of a cache entry,
+    after checking that ``fields`` are there and match the entry's :func:`checksum` with the file;
+    anything off is a one-line :class:`CacheError` that names ``what`` and the folder and ends in ``advice``."""
+    fields = tuple(fields)
+    try:
+        meta = json.loads((entry / meta_name).read_text())
+        blob = (entry / blob_name).read_bytes()
+    except (OSError, ValueError) as err:
+        raise CacheError(f"{what} {entry} is unreadable ({type(err).__name__}); {advice}") from None
+    if not isinstance(meta, dict) or any(k not in meta for k in (*fields, "checksum")):
+        raise CacheError(f"{what} {entry}: {meta_name} lacks {', '.join(fields)}; {advice}")
+    if meta["checksum"] != checksum({k: meta[k] for k in fields}, blob):
+        raise CacheError(
+            f"{what} {entry}: {blob_name} or {meta_name} does not match its checksum "
+            f"(changed or corrupted after it was written); {advice}"
+        )
+    return meta, blob
+
+
 # ---------------------------------------------------------------- the entry point
 
 LOCK_TIMEOUT = 2 * 3600.0  # seconds to wait for another process's lock: longer than any one training run

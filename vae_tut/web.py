@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import html
 import io
 import json
@@ -103,17 +102,13 @@ def check_codes(z: int, n: int = N_CHECKS) -> torch.Tensor:
     return codes
 
 
-def entry_checksum(meta: dict[str, Any], onnx_bytes: bytes) -> str:
-    """SHA-256 over an exported decoder's ONNX bytes and its metadata (all but the checksum itself)."""
-    digest = hashlib.sha256(onnx_bytes)
-    digest.update(json.dumps({k: v for k, v in meta.items() if k != "checksum"}, sort_keys=True).encode())
-    return digest.hexdigest()
+ENTRY_FIELDS = ("name", "run", "label", "z", "torch", "checks")  # of meta.json, under its checksum
 
 
 def _entry_digest(run_key: str) -> str:
     import onnx
 
-    code = store.code_version((PixelDecoder, export_decoder, check_codes, entry_checksum))
+    code = store.code_version((PixelDecoder, export_decoder, check_codes, store.checksum))
     return store.key_digest({"run": run_key, "torch": torch.__version__, "onnx": onnx.__version__, "code": code})
 
 
@@ -142,7 +137,7 @@ def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, di
 
     The metadata holds the run's label and key, ``z``, PyTorch's decodings of
     :func:`check_codes` (pixels in [0, 1]), against which the browser test checks the page,
-    and a checksum of the ONNX file and the metadata (:func:`entry_checksum`), checked on every
+    and a checksum of the ONNX file and the metadata (:func:`vae_tut.store.checksum`), checked on every
     load like a run's: a damaged entry is a one-line :class:`~vae_tut.errors.CacheError`.
     """
     name = entry_name(run)
@@ -165,13 +160,10 @@ def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, di
             ],
         }
         blob = onnx_path.read_bytes()
-        meta["checksum"] = entry_checksum(meta, blob)
+        meta["checksum"] = store.checksum(meta, blob)
         return meta, {"decoder.onnx": blob, "meta.json": meta}
 
-    def load(entry: Path) -> dict[str, Any]:
-        return load_entry(entry)
-
-    meta, _ = store.cached(folder, compute, load)
+    meta, _ = store.cached(folder, compute, load_entry)
     return folder / "decoder.onnx", meta
 
 
@@ -179,20 +171,7 @@ def load_entry(entry: Path) -> dict[str, Any]:
     """The metadata of the exported decoder in ``entry``, after checking it and the ONNX file
     against the checksum written beside them; a :class:`CacheError` in one line if anything is off."""
     advice = "delete it and run the chapter again"
-    try:
-        meta = json.loads((entry / "meta.json").read_text())
-        blob = (entry / "decoder.onnx").read_bytes()
-    except (OSError, ValueError) as err:
-        raise CacheError(f"exported decoder {entry} is unreadable ({type(err).__name__}); {advice}") from None
-    needed = ("name", "run", "label", "z", "checks", "checksum")
-    if not isinstance(meta, dict) or any(k not in meta for k in needed):
-        raise CacheError(f"exported decoder {entry}: meta.json lacks {', '.join(needed)}; {advice}")
-    if meta["checksum"] != entry_checksum(meta, blob):
-        raise CacheError(
-            f"exported decoder {entry}: decoder.onnx or meta.json does not match its checksum "
-            f"(changed or corrupted after the export); {advice}"
-        )
-    return meta
+    return store.read_entry(entry, "decoder.onnx", ENTRY_FIELDS, "exported decoder", advice, "meta.json")[0]
 
 
 # ---------------------------------------------------------------- pictures carried by the page
