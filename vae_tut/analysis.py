@@ -119,8 +119,9 @@ def marginal_kl(
     samples = means[pick] + variances[pick].sqrt() * torch.randn(n_samples, z, generator=gen)
     # log N(s; m, v) = log_norm - (s^2 @ 1/v - 2 s @ m/v + sum m^2/v) / 2: two matrix products per
     # batch instead of a [batch, N, z] tensor, in float64, where the expansion loses nothing that counts
-    mean64, inv = means.double(), variances.double().reciprocal()
-    log_norm = -0.5 * (variances.double().log() + math.log(2 * math.pi)).sum(1) - 0.5 * (mean64.pow(2) * inv).sum(1)
+    mean64, var64 = means.double(), variances.double()
+    inv = var64.reciprocal()
+    log_norm = -0.5 * (var64.log() + math.log(2 * math.pi)).sum(1) - 0.5 * (mean64.pow(2) * inv).sum(1)
     total = 0.0
     for start in range(0, n_samples, batch_size):
         s = samples[start : start + batch_size].double()

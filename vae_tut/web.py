@@ -160,7 +160,7 @@ def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, di
             ],
         }
         blob = onnx_path.read_bytes()
-        meta["checksum"] = store.checksum(meta, blob)
+        meta["checksum"] = store.checksum({k: meta[k] for k in ENTRY_FIELDS}, blob)
         return meta, {"decoder.onnx": blob, "meta.json": meta}
 
     meta, _ = store.cached(folder, compute, load_entry)
