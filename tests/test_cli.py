@@ -113,7 +113,7 @@ def test_module_entry_point_has_no_traceback(tmp_path):
 
 def test_non_finite_loss_one_line_exit_2(capsys, tiny_data):
     line = _one_line_error(capsys, ["train", "--quick", "--lr", "1e6"], "the training diverged")
-    assert "epoch 1, batch" in line
+    assert "the loss became nan in epoch 1;" in line
 
 
 def test_truncated_data_file_one_line_exit_2(capsys, tiny_data):

@@ -88,6 +88,32 @@ def test_read_entry_checks_fields_and_checksum(tmp_path):
         assert "\n" not in message
 
 
+def test_read_regular_refuses_fifos_links_and_endless_files(tmp_path):
+    """A cache file that is a FIFO, a link (e.g. to /dev/zero) or larger than its cap is refused
+    before it is read: nothing hangs and nothing is read whole."""
+    (tmp_path / "ok").write_bytes(b"12345")
+    assert store.read_regular(tmp_path / "ok", 5) == b"12345"
+    with pytest.raises(CacheError, match=r"ok is 5 bytes, more than the 4 it may have"):
+        store.read_regular(tmp_path / "ok", 4)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(CacheError, match=r"fifo is not a regular file"):
+        store.read_regular(tmp_path / "fifo", 10)
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(OSError):  # O_NOFOLLOW: a link is not opened
+        store.read_regular(tmp_path / "zero", 10)
+
+
+def test_a_lock_that_is_a_dangling_link_writes_nothing_outside_the_cache(tmp_path):
+    target = tmp_path / "elsewhere" / "victim"
+    target.parent.mkdir()
+    link = tmp_path / "cache" / ".entry.lock"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    with pytest.raises(CacheError, match=r"\.entry\.lock is a symbolic link .*; delete it"):
+        store.cached(tmp_path / "cache" / "entry", lambda s: (1, {"a.json": 1}), lambda f: 1)
+    assert not target.exists()
+
+
 def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
     import filelock
 

@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 import torch
 
@@ -118,10 +119,18 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 _verified: dict[tuple[str, int, int, int, int], bool] = {}
 
 
-def _read(path: Path) -> bytes:
-    """The bytes of ``path``; an unreadable file is a one-line :class:`DataError`."""
+def _read(path: Path, size: int) -> bytes:
+    """The bytes of ``path``, at most ``size`` + 1 of them: a FIFO, device or other file that is not
+    a regular one (which could block or never end) is refused before it is read, as is a larger file.
+    Each fault is a one-line :class:`DataError`."""
     try:
-        return Path(path).read_bytes()
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not S_ISREG(info.st_mode):
+                raise DataError(f"{path}: not a regular file (a FIFO, device or folder); replace it with the data file")
+            if info.st_size > size:
+                raise DataError(f"{path}: wrong size ({info.st_size} bytes, expected {size}); not the real data set")
+            return handle.read(size + 1)
     except OSError as err:
         raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
 
@@ -131,7 +140,7 @@ def verified_bytes(path: Path, expected: RawFile) -> bytes:
 
     The checksum is taken of the very bytes returned, so what is parsed is what was checked.
     """
-    blob = _read(path)
+    blob = _read(path, expected.size)
     if len(blob) != expected.size:
         raise DataError(
             f"{path}: wrong size ({len(blob)} bytes, expected {expected.size}); "

@@ -170,6 +170,8 @@ def _setup(model: LatentModel, images: object, c: object, batch_size: object, li
     if check_likelihood(likelihood) == "bernoulli":
         if not callable(getattr(model, "decode", None)):
             raise ConfigError("a Bernoulli decoder needs decode(z) -> logits")
+        if not bool(((images == 0) | (images == 1)).all()):
+            raise ConfigError("a Bernoulli decoder scores 0/1 images; binarise them first (losses.binarize)")
         decode = model.decode  # type: ignore[attr-defined]
 
         def log_lik(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:  # out: the decoder's logits

@@ -36,6 +36,7 @@ DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
 DEFAULT_PRECISION = {"mlp": "fp32", "cnn": "auto"}
 QUICK_EPOCHS = 1
 QUICK_TRAIN_SIZE = 2048
+QUICK_TEST_SIZE = 1000  # a quick run is scored on the first 1,000 test images: a smoke test, not a result
 
 
 def quick_mode() -> bool:
@@ -142,8 +143,26 @@ class RunConfig:
 
 def run_key(config: dict[str, Any], device_type: str) -> dict[str, Any]:
     """What a run's numbers depend on: its settings, the code that computes them (:data:`CODE_VERSION`),
-    the torch version and the kind of device (CUDA draws other random numbers than the CPU)."""
-    return {"config": config, "code": CODE_VERSION, "torch": torch.__version__, "device": device_type}
+    the data it reads (:func:`data_table`), the torch version and the kind of device (CUDA draws
+    other random numbers than the CPU)."""
+    return {
+        "config": config,
+        "code": CODE_VERSION,
+        "data": data_table(),
+        "torch": torch.__version__,
+        "device": device_type,
+    }
+
+
+def data_table() -> dict[str, Any]:
+    """The constants the hashed code reads but does not hold: each data set's files (name, size,
+    SHA-256), the image shape, the training-set size and quick mode's sizes."""
+    return {
+        "files": {name: [dataclasses.astuple(f) for f in info.files] for name, info in DATASETS.items()},
+        "image_shape": list(data.IMAGE_SHAPE),
+        "train_size": data.TRAIN_SIZE,
+        "quick": [QUICK_EPOCHS, QUICK_TRAIN_SIZE, QUICK_TEST_SIZE],
+    }
 
 
 def compute_path() -> tuple[object, ...]:
@@ -203,6 +222,10 @@ CVAE = RunConfig(kind="cvae")
 LEARNED_C = {
     f"mlp-{ds}-learned-c": RunConfig(dataset=ds, likelihood="gaussian-learned") for ds in ("mnist", "fashion-mnist")
 }
+# Chapter 5's translation of other tutorials' losses: MSE summed over pixels plus the summed KL
+# is c = 0.5; torch's default F.mse_loss (a mean over the D pixels) plus the summed KL is c = D/2.
+MSE_CONVENTIONS = {"mse-sum": 0.5, "mse-mean": data.N_PIXELS / 2}
+TUTORIAL_LOSSES = {f"mlp-mnist-{name}": RunConfig(c=c) for name, c in MSE_CONVENTIONS.items()}
 GRIDS = {
     "base": BASE,
     "latent": LATENT,
@@ -215,6 +238,7 @@ GRIDS = {
     "bernoulli": BERNOULLI,
     "cvae": {"mlp-mnist-cvae": CVAE},
     "learned-c": LEARNED_C,
+    "tutorial-losses": TUTORIAL_LOSSES,
 }
 
 # Final training losses quoted in the reference report (section 3.3 and 4.1).
@@ -333,8 +357,9 @@ def _train(
 
     train_x, train_y = load_dataset(config.dataset, "train")
     test_x, test_y = load_dataset(config.dataset, "test")
-    if config.train_size is not None:
+    if config.train_size is not None:  # quick mode: a smaller training set and test pass
         train_x, train_y = train_x[: config.train_size], train_y[: config.train_size]
+        test_x, test_y = test_x[:QUICK_TEST_SIZE], test_y[:QUICK_TEST_SIZE]
     torch.manual_seed(train.sub_seed(config.seed, "init"))
     model = build_model(
         config.arch, config.z, config.kind, config.hidden, learn_c=config.likelihood == "gaussian-learned"

@@ -4,11 +4,13 @@
 scores (:data:`LIKELIHOOD_MODELS`, and chapter 5's Bernoulli sidebar,
 :data:`BERNOULLI_MODELS`), the decoder variance each run is scored with
 (:func:`decoder_c`), its settings, and keeps each run's estimates in the run
-cache under ``likelihood/``. An entry's key holds the run's checksum (so a model
-with other weights is scored afresh, never served another's numbers), the images,
+cache under ``likelihood/``. An entry's key holds a checksum of the weights the model
+holds now (:func:`~vae_tut.store.weights_checksum`: a model changed in place is scored
+afresh, never served another's numbers), the images,
 the settings, and the code of the estimators (:data:`CODE_VERSION`), but not the
 lists above: adding a model keeps every other estimate. Like a run's entry, its
-numbers carry a SHA-256 checked when they are read back.
+numbers carry a SHA-256 checked when they are read back, and the key they were computed for,
+so an entry copied under another run's name is refused.
 """
 
 from __future__ import annotations
@@ -100,16 +102,15 @@ def _scored_images(images: object, config: RunConfig, seed: int) -> torch.Tensor
     return images
 
 
-def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int, seed: int) -> Path:
-    """The cache folder of ``trained``'s estimates on ``images`` (already :func:`_scored_images`)."""
-    checksum = getattr(trained, "checksum", "")
-    if not checksum:
+def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int, seed: int) -> tuple[Path, str]:
+    """The cache folder of ``trained``'s estimates on ``images`` (already :func:`_scored_images`) and its key."""
+    if not getattr(trained, "checksum", ""):
         raise ConfigError("only a run of vae_tut.experiments.run (it has a checksum) is cached; pass cache=False")
     config = trained.config
     digest = store.key_digest(
         {
             "config": config.as_dict(),
-            "checksum": checksum,
+            "weights": store.weights_checksum(trained.model),
             "ks": ks,
             "elbo_samples": elbo_samples,
             "seed": seed,
@@ -119,7 +120,7 @@ def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int,
             "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
         }
     )
-    return cache_dir() / "likelihood" / f"{config.arch}-{config.kind}-{config.dataset}-z{config.z}-{digest}"
+    return cache_dir() / "likelihood" / f"{config.arch}-{config.kind}-{config.dataset}-z{config.z}-{digest}", digest
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ class Estimates:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cached"}
 
 
+MAX_RESULT_BYTES = 1 << 20  # an estimate's result.json is about 1 kB
+
+
 def _numbers_checksum(result: dict[str, Any]) -> str:
     """SHA-256 of the numbers as ``result.json`` holds them (keys as text, sorted)."""
     return store.checksum(json.loads(json.dumps(result)))
@@ -182,6 +186,7 @@ def evaluate_run(
     gaussian = config.likelihood != "bernoulli"
     c = decoder_c(trained)
     model: LatentModel = trained.model  # type: ignore[assignment]  # a VAE: encode(x) -> (mean, var)
+    folder, key = _entry(trained, images, ks, elbo_samples, seed) if cache else (Path(), "")
 
     def compute(_scratch: Path) -> tuple[Estimates, dict]:
         expected, kl = elbo_terms(model, images, c, elbo_samples, seed=seed, likelihood=config.likelihood)
@@ -209,21 +214,23 @@ def evaluate_run(
             if len(log_ws) == 1
             else {k: float(bits_per_dim_8bit(iwae_from_weights(log_ws[1], k).mean(), images[0].numel())) for k in ks},
         )
-        numbers = result.numbers()
+        numbers = {**result.numbers(), "key": key}
         return result, {"result.json": {**numbers, "checksum": _numbers_checksum(numbers)}}
 
     def load(folder: Path) -> Estimates:
         advice = "delete it to compute it again"
         try:
-            saved = json.loads((folder / "result.json").read_text())
+            saved = json.loads(store.read_regular(folder / "result.json", MAX_RESULT_BYTES))
             checksum = saved.pop("checksum", None)
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, TypeError, CacheError):
             raise CacheError(f"likelihood entry {folder} is unreadable; {advice}") from None
         if checksum != _numbers_checksum(saved):
             raise CacheError(
                 f"likelihood entry {folder}: its numbers do not match their checksum "
                 f"(changed after they were computed); {advice}"
             )
+        if saved.pop("key", None) != key:
+            raise CacheError(f"likelihood entry {folder} holds the estimates of another model or setting; {advice}")
         try:
             saved["iwae"] = {int(k): v for k, v in saved["iwae"].items()}
             if saved["bits8"] is not None:
@@ -234,7 +241,7 @@ def evaluate_run(
 
     if not cache:
         return compute(Path())[0]
-    return store.cached(_entry(trained, images, ks, elbo_samples, seed), compute, load)[0]
+    return store.cached(folder, compute, load)[0]
 
 
 # ---------------------------------------------------------------- chapter 10's estimates
@@ -266,7 +273,7 @@ def is_estimated(config: RunConfig, device: str | None = None) -> bool:
     settings = likelihood_settings()
     trained, images = _chapter_run(config, device)
     images = _scored_images(images, trained.config, settings["seed"])
-    return _entry(trained, images, _check_ks(settings["ks"]), settings["elbo_samples"], settings["seed"]).is_dir()
+    return _entry(trained, images, _check_ks(settings["ks"]), settings["elbo_samples"], settings["seed"])[0].is_dir()
 
 
 # What computes an estimate's numbers, hashed once at import (as a run's key is):

@@ -52,6 +52,10 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, c: float) -> torch
     """``||x - x_hat||^2 / (2c)`` summed over pixels, averaged over the batch."""
     check_c(c)
     _batches(x, x_hat, ("images", "reconstructions"))
+    return _gaussian(x, x_hat, c)
+
+
+def _gaussian(x: torch.Tensor, x_hat: torch.Tensor, c: float) -> torch.Tensor:
     return (x - x_hat).pow(2).flatten(1).sum(1).mean() / (2.0 * c)
 
 
@@ -60,6 +64,10 @@ def learned_gaussian_loss(x: torch.Tensor, x_hat: torch.Tensor, log_c: torch.Ten
     ``||x - x_hat||^2 / (2c) + (D/2) log(2 pi c)``, summed over pixels, averaged over the batch."""
     _batches(x, x_hat, ("images", "reconstructions"))
     tensor(log_c, "log c", (), float32=False)
+    return _learned_gaussian(x, x_hat, log_c)
+
+
+def _learned_gaussian(x: torch.Tensor, x_hat: torch.Tensor, log_c: torch.Tensor) -> torch.Tensor:
     d = x[0].numel()
     squared = (x - x_hat).pow(2).flatten(1).sum(1).mean()
     return squared / (2.0 * log_c.exp()) + 0.5 * d * (math.log(2.0 * math.pi) + log_c)
@@ -78,6 +86,10 @@ def kl_per_dimension(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     _batches(mean, var, ("mean", "variance"))
     if not bool((var > 0).all()):
         raise ConfigError("every variance must be > 0 (the KL needs log var)")
+    return _kl_dims(mean, var)
+
+
+def _kl_dims(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     return 0.5 * (var + mean.pow(2) - 1.0 - var.log())
 
 
@@ -87,6 +99,10 @@ def bernoulli_reconstruction_loss(x: torch.Tensor, logits: torch.Tensor) -> torc
     ``x`` holds 0/1 pixels (:func:`binarize`); the binary cross-entropy of the logits.
     """
     _batches(x, logits, ("images", "logits"))
+    return _bernoulli(x, logits)
+
+
+def _bernoulli(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return (
         torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
         .flatten(1)
@@ -113,16 +129,21 @@ def check_likelihood(likelihood: object) -> str:
 def kl_term(mean: torch.Tensor, var: torch.Tensor, variant: str = "exact") -> torch.Tensor:
     """The batch-averaged KL term as ``variant`` computes it (:data:`KL_VARIANTS`)."""
     check_kl_variant(variant)
-    _batches(mean, var, ("mean", "variance"))
+    kl_per_dimension(mean, var)  # the checks; the variants below transform a checked variance
+    return _kl(mean, var, variant)
+
+
+def _kl(mean: torch.Tensor, var: torch.Tensor, variant: str) -> torch.Tensor:
     if variant == "var-as-std":
-        return kl_divergence(mean, var.pow(2))
-    if variant == "var-as-logvar":
-        return kl_divergence(mean, var.exp())
+        var = var.pow(2)
+    elif variant == "var-as-logvar":
+        var = var.exp()
+    kl = _kl_dims(mean, var).sum(1).mean()
     if variant == "mean-over-dims":
-        return kl_divergence(mean, var) / mean.shape[1]
+        return kl / mean.shape[1]
     if variant == "mean-over-pixels":
-        return kl_divergence(mean, var) / N_PIXELS
-    return kl_divergence(mean, var)
+        return kl / N_PIXELS
+    return kl
 
 
 def check_pixels(x: torch.Tensor, what: str = "images") -> torch.Tensor:
@@ -171,14 +192,37 @@ def vae_loss(
     ``likelihood="gaussian-learned"`` ignores ``c`` and uses the model's ``log_c``.
     """
     likelihood = check_likelihood(likelihood)
+    check_kl_variant(kl_variant)
     check_pixels(x)
-    if likelihood == "bernoulli":
-        recon = bernoulli_reconstruction_loss(x, logits)
-    elif likelihood == "gaussian-learned":
+    _batches(x, logits, ("images", "logits"))
+    if likelihood == "gaussian":
+        check_c(c)
+    if likelihood == "gaussian-learned":
         if log_c is None:
             raise ConfigError("a learned decoder variance needs the model's log_c (build it with learn_c=True)")
-        recon = learned_gaussian_loss(x, torch.sigmoid(logits.float()), log_c)
+        tensor(log_c, "log c", (), float32=False)
+    if var is not None:
+        kl_per_dimension(mean, var)
+    return step_terms(x, logits, mean, var, c, likelihood, kl_variant, log_c)
+
+
+def step_terms(
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    mean: torch.Tensor,
+    var: torch.Tensor | None,
+    c: float,
+    likelihood: str,
+    kl_variant: str,
+    log_c: torch.Tensor | None,
+) -> LossTerms:
+    """:func:`vae_loss` without its checks: what a training or evaluation step computes on a
+    model's own outputs, whose input :func:`~vae_tut.train.fit` checked once at the door."""
+    if likelihood == "bernoulli":
+        recon = _bernoulli(x, logits)
+    elif likelihood == "gaussian-learned":
+        recon = _learned_gaussian(x, torch.sigmoid(logits.float()), log_c)  # type: ignore[arg-type]
     else:
-        recon = reconstruction_loss(x, torch.sigmoid(logits.float()), c)
-    kl = kl_term(mean, var, kl_variant) if var is not None else recon.new_zeros(())
+        recon = _gaussian(x, torch.sigmoid(logits.float()), c)
+    kl = _kl(mean, var, kl_variant) if var is not None else recon.new_zeros(())
     return LossTerms(recon, kl)

@@ -180,8 +180,10 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(z|x), each ``[batch, z]``."""
-        h = self.encoder(_check_images(x)).float()  # fp32 from here on, also under bf16 autocast
-        mean, raw_var = h.split(self.latent_dim, dim=1)
+        return self._posterior(self.encoder(_check_images(x)))
+
+    def _posterior(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw_var = h.float().split(self.latent_dim, dim=1)  # fp32 from here on, also under bf16 autocast
         return mean, F.softplus(raw_var) + VARIANCE_FLOOR
 
     @staticmethod
@@ -194,9 +196,9 @@ class VAE(nn.Module):
         return self.decoder(_check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        """One training pass. The sample goes to the decoder unchecked: if training diverges it
-        is NaN, and :func:`~vae_tut.train.fit` reports the divergence, not bad codes."""
-        mean, var = self.encode(x)
+        """One training pass, unchecked: :func:`~vae_tut.train.fit` checks its images once, before
+        the first step, and reports a divergence from the epoch's loss (:meth:`encode` checks)."""
+        mean, var = self._posterior(self.encoder(x))
         z = self.reparameterize(mean, var)
         return VAEOutput(self.decoder(z), mean, var, z)
 
@@ -208,30 +210,32 @@ class ConditionalVAE(VAE):
     n_classes = N_CLASSES
 
     def _onehot(self, labels: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(labels, self.n_classes).float()
+
+    def _checked_onehot(self, labels: torch.Tensor) -> torch.Tensor:
         if labels.dtype != torch.int64 or labels.dim() != 1:
             raise ConfigError(
                 f"labels must be an int64 tensor [N] of class indices, got {labels.dtype} {list(labels.shape)}"
             )
         if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < self.n_classes):
             raise ConfigError(f"labels must be class indices from 0 to {self.n_classes - 1}")
-        return F.one_hot(labels, self.n_classes).float()
+        return self._onehot(labels)
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         """Mean and variance of q(z|x, y)."""
-        h = self.encoder(_check_images(x), self._onehot(labels)).float()
-        mean, raw_var = h.split(self.latent_dim, dim=1)
-        return mean, F.softplus(raw_var) + VARIANCE_FLOOR
+        return self._posterior(self.encoder(_check_images(x), self._checked_onehot(labels)))
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Decoder logits of codes ``z`` [N, d] drawn as digits/classes ``labels`` [N]."""
         if len(_check_codes(z, self.latent_dim)) != len(labels):
             raise ConfigError(f"{len(z)} codes but {len(labels)} labels")
-        return self.decoder(z, self._onehot(labels))
+        return self.decoder(z, self._checked_onehot(labels))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> VAEOutput:  # type: ignore[override]
-        mean, var = self.encode(x, labels)
+        onehot = self._onehot(labels)  # unchecked, as in VAE.forward
+        mean, var = self._posterior(self.encoder(x, onehot))
         z = self.reparameterize(mean, var)
-        return VAEOutput(self.decoder(z, self._onehot(labels)), mean, var, z)
+        return VAEOutput(self.decoder(z, onehot), mean, var, z)
 
 
 class Autoencoder(nn.Module):
@@ -252,7 +256,7 @@ class Autoencoder(nn.Module):
         return self.decoder(_check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        z = self.encoder(_check_images(x)).float()
+        z = self.encoder(x).float()
         return VAEOutput(self.decoder(z), z, None, z)  # unchecked, as in VAE.forward
 
 
@@ -264,7 +268,7 @@ def build_model(
     ``hidden`` is the MLP's third hidden width; the CNN has no such layer. ``learn_c``
     gives a VAE a learned decoder variance (``log_c``, chapter 9).
     """
-    if learn_c and kind != "vae":
+    if validation.flag(learn_c, "learn_c") and kind != "vae":
         raise ConfigError("only a VAE can learn its decoder variance")
     one_of(arch, ARCHS, "architecture")
     one_of(kind, KINDS, "model kind")

@@ -23,6 +23,7 @@ import inspect
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import textwrap
@@ -176,6 +177,37 @@ def checksum(fields: dict[str, Any], blob: bytes = b"") -> str:
     return digest.hexdigest()
 
 
+def weights_checksum(model: torch.nn.Module) -> str:
+    """SHA-256 of the weights ``model`` holds now (names, types, shapes and values): the key of what
+    is computed from a model, so that weights changed in place are never served old results."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        flat = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{list(value.shape)};".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) of at most
+    ``max_bytes``; reads no more than that, so an endless or huge file cannot exhaust memory.
+    Else :class:`CacheError` naming the file (an :class:`OSError` if it cannot be opened)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise CacheError(f"{path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise CacheError(f"{path} is {info.st_size:,} bytes, more than the {max_bytes:,} it may have")
+        blob = handle.read(max_bytes + 1)
+    if len(blob) > max_bytes:
+        raise CacheError(f"{path} grew beyond {max_bytes:,} bytes while it was read")
+    return blob
+
+
+MAX_ENTRY_BYTES = 1 << 30  # no cache file of the book comes near 1 GiB
+
+
 def read_entry(
     entry: Path, blob_name: str, fields: Iterable[str], what: str, advice: str, meta_name: str = "result.json"
 ) -> tuple[dict, bytes]:
@@ -184,10 +216,12 @@ def read_entry(
     anything off is a one-line :class:`CacheError` that names ``what`` and the folder and ends in ``advice``."""
     fields = tuple(fields)
     try:
-        meta = json.loads((entry / meta_name).read_text())
-        blob = (entry / blob_name).read_bytes()
+        meta = json.loads(read_regular(entry / meta_name, MAX_ENTRY_BYTES))
+        blob = read_regular(entry / blob_name, MAX_ENTRY_BYTES)
     except (OSError, ValueError) as err:
         raise CacheError(f"{what} {entry} is unreadable ({type(err).__name__}); {advice}") from None
+    except CacheError as err:
+        raise CacheError(f"{what} {entry} is unreadable ({err}); {advice}") from None
     if not isinstance(meta, dict) or any(k not in meta for k in (*fields, "checksum")):
         raise CacheError(f"{what} {entry}: {meta_name} lacks {', '.join(fields)}; {advice}")
     if meta["checksum"] != checksum({k: meta[k] for k in fields}, blob):
@@ -221,11 +255,17 @@ def _lock(path: Path, timeout: float | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
         # create the file first: filelock takes "cannot create" in an existing folder for a
         # race with another process and retries for ever (e.g. in /proc, which refuses new files)
+        if path.is_symlink():
+            raise CacheError(
+                f"{path} is a symbolic link ({os.readlink(path)}); delete it (a lock file is a plain file)"
+            )
         try:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666))
         except PermissionError:
             if not path.exists():  # an existing lock file of another user is still lockable
                 raise
+        if not path.is_file():
+            raise CacheError(f"{path} is not a regular file; delete it (a lock file is a plain file)")
         lock = FileLock(str(path))
         try:
             lock.acquire(timeout=min(LOCK_NOTE_AFTER, timeout))

@@ -31,7 +31,8 @@ from torch import nn
 
 from .data import check_images
 from .errors import ConfigError, TrainingDiverged
-from .losses import binarize, check_c, check_kl_variant, check_likelihood, vae_loss
+from .losses import binarize, check_c, check_kl_variant, check_likelihood, step_terms
+from .models import VAE, Autoencoder
 from .validation import env_flag, one_of, positive, whole
 from .validation import seed as check_seed
 
@@ -137,21 +138,28 @@ def average_loss(
     check_images(images)
     whole(batch_size, "batch size", 1, MAX_BATCH)
     check_labels(model, labels, len(images))
+    return _average_loss(
+        model, images, c, batch_size, check_likelihood(likelihood), check_kl_variant(kl_variant), labels
+    )
+
+
+def _average_loss(
+    model: nn.Module,
+    images: torch.Tensor,
+    c: float,
+    batch_size: int,
+    likelihood: str,
+    kl_variant: str,
+    labels: torch.Tensor | None,
+) -> dict[str, float]:
     device = next(model.parameters()).device
     recon = kl = 0.0
     with eval_mode(model):
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].to(device)
             out = forward(model, x, None if labels is None else labels[start : start + batch_size].to(device))
-            terms = vae_loss(
-                x,
-                out.logits,
-                out.mean,
-                out.var,
-                c,
-                likelihood=likelihood,
-                kl_variant=kl_variant,
-                log_c=getattr(model, "log_c", None),
+            terms = step_terms(
+                x, out.logits, out.mean, out.var, c, likelihood, kl_variant, getattr(model, "log_c", None)
             )
             recon += float(terms.recon) * len(x)
             kl += float(terms.kl) * len(x)
@@ -281,6 +289,14 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _check_diverged(model: nn.Module, loss_sum: float, epoch: int) -> None:
+    """:class:`TrainingDiverged` if the epoch's summed loss or any weight is NaN or infinite."""
+    if not math.isfinite(loss_sum):
+        raise TrainingDiverged(f"the loss became {loss_sum} in epoch {epoch}; {ADVICE}")
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise TrainingDiverged(f"the weights became NaN or infinite in epoch {epoch}; {ADVICE}")
+
+
 def fit(
     model: nn.Module,
     train_images: torch.Tensor,
@@ -305,8 +321,9 @@ def fit(
 
     ``on_epoch_end`` receives a checkpoint (weights, optimizer, RNG state and
     history) after every epoch; passing it back as ``resume`` continues the run
-    exactly where it stopped. A NaN or infinite loss raises
-    :class:`TrainingDiverged` naming the epoch and batch. ``precision="bf16"``
+    exactly where it stopped. The input is checked once, here; inside the loop
+    nothing is, and a NaN or infinite epoch loss (or weights) raises
+    :class:`TrainingDiverged` naming the epoch, before its checkpoint is passed on. ``precision="bf16"``
     trains under bfloat16 autocast, ``"auto"`` does so where the device has bf16
     units (:func:`resolve_precision`); the reported losses are float32 either way.
     ``likelihood="bernoulli"`` trains on images binarised afresh in every batch and
@@ -317,6 +334,8 @@ def fit(
     order, monitor images, test binarisation) has its own seed drawn from ``seed``
     (:func:`sub_seed`).
     """
+    if not isinstance(model, (VAE, Autoencoder)):
+        raise ConfigError(f"fit trains a model of vae_tut.models.build_model, got {type(model).__name__}")
     check_settings(c, lr, batch_size, epochs, seed)
     check_images(train_images, "training images")
     check_images(test_images, "test images")
@@ -326,6 +345,11 @@ def fit(
     check_labels(model, train_y, len(train_images))
     check_labels(model, test_y, len(test_images))
     likelihood, kl_variant = check_likelihood(likelihood), check_kl_variant(kl_variant)
+    if (getattr(model, "log_c", None) is not None) != (likelihood == "gaussian-learned"):
+        raise ConfigError(
+            "a model with a learned decoder variance (learn_c=True) trains with likelihood='gaussian-learned', "
+            "and only such a model"
+        )
     if likelihood == "bernoulli":
         test_images = binarize(test_images, torch.Generator().manual_seed(sub_seed(seed, "test-binarisation")))
     device = resolve_device(device)
@@ -346,6 +370,7 @@ def fit(
         train_y = train_y.to(device)
 
     optimizer = make_optimizer(model, lr, device)
+    log_c = getattr(model, "log_c", None)
     order = torch.Generator().manual_seed(sub_seed(seed, "order"))
     history: list[dict[str, float]] = []
     seconds = 0.0
@@ -380,39 +405,23 @@ def fit(
         for epoch in range(len(history) + 1, epochs + 1):
             started = time.perf_counter()
             perm = torch.randperm(n, generator=order).to(device)
-            recon_sum = kl_sum = 0.0
+            sums = torch.zeros(2, dtype=torch.float64, device=device)  # recon, KL: read once per epoch
             for b in range(n_batches):
                 idx = perm[b * batch_size : (b + 1) * batch_size]
                 x = train_x[idx]
                 if likelihood == "bernoulli":
-                    x = binarize(x)
+                    x = torch.bernoulli(x)
                 with autocast(device, precision):
                     out = forward(model, x, None if train_y is None else train_y[idx])
-                where = f"at epoch {epoch}, batch {b + 1} of {n_batches}"
-                outputs = (out.mean, out.var, out.logits, getattr(model, "log_c", None))
-                if not all(bool(torch.isfinite(t).all()) for t in outputs if t is not None):
-                    raise TrainingDiverged(f"the network's output became NaN or infinite {where}; {ADVICE}")
-                terms = vae_loss(
-                    x,
-                    out.logits,
-                    out.mean,
-                    out.var,
-                    c,
-                    likelihood=likelihood,
-                    kl_variant=kl_variant,
-                    log_c=getattr(model, "log_c", None),
-                )
-                loss = terms.total
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise TrainingDiverged(f"loss became {value} {where}; {ADVICE}")
+                terms = step_terms(x, out.logits, out.mean, out.var, c, likelihood, kl_variant, log_c)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                terms.total.backward()
                 optimizer.step()
-                recon_sum += terms.recon.item() * len(x)
-                kl_sum += terms.kl.item() * len(x)
+                sums += torch.stack((terms.recon.detach(), terms.kl.detach())).double() * len(x)
                 bar.update(1)
-            monitor = average_loss(model, monitor_x, c, likelihood=likelihood, kl_variant=kl_variant, labels=monitor_y)
+            recon_sum, kl_sum = sums.tolist()
+            _check_diverged(model, recon_sum + kl_sum, epoch)
+            monitor = _average_loss(model, monitor_x, c, 1000, likelihood, kl_variant, monitor_y)
             seconds += time.perf_counter() - started
             history.append(
                 {
@@ -444,5 +453,5 @@ def fit(
         bar.close()
     last = history[-1]
     train = {"recon": last["train_recon"], "kl": last["train_kl"], "total": last["train_total"]}
-    test = average_loss(model, test_images, c, likelihood=likelihood, kl_variant=kl_variant, labels=test_y)
+    test = _average_loss(model, test_images, c, 1000, likelihood, kl_variant, test_y)
     return FitResult(history=history, train=train, test=test, seconds=seconds)

@@ -59,6 +59,13 @@ def seed(value: object) -> int:
     return whole(value, "seed", 0, SEED_MAX)
 
 
+def flag(value: object, name: str) -> bool:
+    """``value`` if it is ``True`` or ``False`` (not 1, "no" or None: any of them would be read as on or off)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def env_flag(name: str, default: bool) -> bool:
     """The on/off environment variable ``name``: 1/true/yes/on or 0/false/no/off (any case);
     unset or empty means ``default``; anything else is a :class:`ConfigError`."""
