@@ -34,12 +34,12 @@ book: data
 book-quick: data
 	VAE_TUT_QUICK=1 VAE_TUT_PROGRESS=0 $(BIN)/jupyter-book build . -W -n --keep-going --path-output _build_quick
 
-# Static checks of the package (ruff's lint and format check, mypy), then unit tests, tests on the
+# Static checks (ruff's lint over the repository, its format check and mypy over the package), then unit tests, tests on the
 # real data, and every chapter notebook in quick mode, spread over one single-thread pytest worker
 # per core (a file's tests, and so a notebook's cells, stay together; files go out in collection
 # order, the notebooks first, so that the longest work starts first and the short tests fill the gaps).
 test: data
-	$(BIN)/ruff check vae_tut
+	$(BIN)/ruff check .
 	$(BIN)/ruff format --check vae_tut
 	$(BIN)/mypy
 	VAE_TUT_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax -m "not browser" -n auto --dist loadfile --no-loadscope-reorder

@@ -6,13 +6,15 @@ block. On each page that holds one, this extension adds ``vae_explorer.js`` and
 (``data-vae-model="NAME.onnx"``) from the run cache, where the notebook exported it,
 to ``_static/vae-models/NAME.onnx`` of the build. The decoders run with onnxruntime-web,
 which ``offline_assets`` serves from ``_static/offline/ort/``. A decoder missing from
-the run cache (a notebook output reused after the cache was emptied) is a warning.
+the run cache (a notebook output reused after the cache was emptied), or one that fails
+its checksum or is another model's (``vae_tut.web.decoder_bytes``), is a one-line warning
+and is not copied.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -42,23 +44,33 @@ def _page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree)
                     "(npm install; see package.json): they show static pictures", pagename)
     if not names:
         return
-    from vae_tut.web import MODELS_FOLDER, model_file
+    from vae_tut.errors import VaeTutError
+    from vae_tut.web import MODELS_FOLDER, decoder_bytes, model_file
 
     target = Path(app.outdir) / "_static" / MODELS_FOLDER
     target.mkdir(parents=True, exist_ok=True)
     for name in dict.fromkeys(names):
         try:
-            source = model_file(name)
-        except ValueError as err:
+            source = model_file(name)  # refuses a name that is not a plain file name
+        except VaeTutError as err:
             logger.warning("latent_web: %s: %s", pagename, err)
             continue
-        if not source.exists():
-            logger.warning("latent_web: %s names the decoder %s, which is not in the run cache (%s); "
-                           "run the chapter again (delete its execution cache entry)", pagename, name, source)
-            continue
         dest = target / name
-        if not dest.exists() or dest.stat().st_size != source.stat().st_size:
-            shutil.copy2(source, dest)
+        try:
+            if not source.exists():
+                logger.warning("latent_web: %s names the decoder %s, which is not in the run cache (%s); "
+                               "run the chapter again (delete its execution cache entry)", pagename, name, source)
+                dest.unlink(missing_ok=True)  # never serve a copy left by an earlier build
+                continue
+            blob = decoder_bytes(name)  # checked against its entry's checksum and key
+        except VaeTutError as err:
+            logger.warning("latent_web: %s: %s (not copied)", pagename, err)
+            dest.unlink(missing_ok=True)
+            continue
+        if not dest.exists() or dest.read_bytes() != blob:
+            partial = dest.with_name(f".{name}.{os.getpid()}")
+            partial.write_bytes(blob)
+            os.replace(partial, dest)  # a reader (or a parallel writer) never sees half a file
 
 
 def setup(app: Sphinx) -> dict:

@@ -4,9 +4,10 @@ On ``builder-inited`` (Sphinx reads, and myst-nb executes, the notebooks later)
 this extension asks :func:`vae_tut.parallel.missing_tasks` which runs of the
 report's grid and which likelihood estimates of chapters 5 and 10 the run cache
 lacks and, if any, computes them with :func:`vae_tut.parallel.run_tasks`: the
-same worker processes, order and progress lines as ``python -m vae_tut
-reproduce`` (one worker per core). A fresh clone's build therefore never trains
-inside the notebooks one run at a time, and the chapters only read the cache.
+same worker processes (:mod:`vae_tut.pool`: they end with the build, however it
+ends), order and progress lines as ``python -m vae_tut reproduce`` (one worker per
+core). A fresh clone's build therefore never trains inside the notebooks one run
+at a time, and the chapters only read the cache.
 
 It does nothing when the cache holds everything, when notebooks are not executed
 (``execute_notebooks: off``), or in quick mode (``VAE_TUT_QUICK=1``: there each

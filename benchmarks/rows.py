@@ -447,62 +447,131 @@ def row_tests(mode: Mode) -> dict[str, Any]:
     return result
 
 
-def _exp_elu(x: Any) -> Any:
-    """ELU computed as ``relu(x) + (exp(min(x, 0)) - 1)`` in float32: the same function as torch's
-    ``elu`` (which calls ``expm1``) up to an absolute error of about 6e-8 near 0 (the rounding of exp)."""
-    import torch
-
-    xf = x.float()
-    return (torch.relu(xf) + (torch.clamp(xf, max=0).exp() - 1)).to(x.dtype)
-
-
-def row_elu(mode: Mode) -> dict[str, Any]:
-    """Single-thread cost of torch's ELU, which the networks use after every hidden layer.
-
-    Where torch's ``expm1`` kernel is not vectorised (seen with the AVX-512 kernels of torch
-    2.14), ELU costs many times an ``exp``. The row times the element-wise kernels on one
-    activation tensor of the CNN and a training step of each network with torch's ELU and with
-    :func:`_exp_elu`: the time a change of the activation would save. The book's runs keep
-    torch's ELU (changing it would change every run's numbers).
-    """
+def _exp_elu_module() -> Any:
+    """An ELU module computed as ``where(x > 0, x, exp(min(x, 0)) - 1)`` with its own backward
+    (``1`` or ``y + 1``): torch's ``elu`` calls ``expm1``, which is not vectorised in some kernels.
+    Equal to torch's ELU to about 6e-8 (the rounding of exp near 0)."""
     import torch
     from torch import nn
 
-    from vae_tut import train
-    from vae_tut.experiments import DEFAULT_LR, DEFAULT_PRECISION
-    from vae_tut.losses import vae_loss
+    class _ExpELU(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any) -> Any:
+            y = torch.where(x > 0, x, torch.clamp(x, max=0).exp() - 1)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            (y,) = ctx.saved_tensors
+            return grad * torch.where(y > 0, 1.0, y + 1)
+
+    class ExpELU(nn.Module):
+        def forward(self, x: Any) -> Any:
+            return _ExpELU.apply(x)
+
+    return ExpELU()
+
+
+def _swap_elu(model: Any, make: Callable[[], Any]) -> Any:
+    """``model`` with every ``nn.ELU`` child replaced by ``make()``."""
+    from torch import nn
+
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.ELU):
+                setattr(module, name, make())
+    return model
+
+
+def _step_timer(model: Any, precision: str, images: Any, checked: bool = False) -> Callable[[], None]:
+    """One training step of ``model`` on ``images`` as ``fit`` takes it (``checked``: with the per-batch
+    input and output checks and the three ``.item()`` reads the step had before December 2026)."""
+    import torch
+
+    from vae_tut import train, validation
+    from vae_tut.experiments import DEFAULT_LR
+    from vae_tut.losses import step_terms, vae_loss
+
+    device = torch.device("cpu")
+    arch = "cnn" if train.has_convolutions(model) else "mlp"
+    if arch == "cnn":
+        model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    opt = train.make_optimizer(model, DEFAULT_LR[arch], device)
+
+    def step() -> None:
+        if checked:  # the encoder's old check of its input
+            validation.images(images, unit=False)
+        with train.autocast(device, precision):
+            o = model(images)
+        if checked:
+            assert all(bool(torch.isfinite(t).all()) for t in (o.mean, o.var, o.logits))
+            terms = vae_loss(images, o.logits, o.mean, o.var, 0.05)
+            terms.total.item(), terms.recon.item(), terms.kl.item()
+        else:
+            terms = step_terms(images, o.logits, o.mean, o.var, 0.05, "gaussian", "exact", None)
+        opt.zero_grad(set_to_none=True)
+        terms.total.backward()
+        opt.step()
+
+    return step
+
+
+def row_elu(mode: Mode) -> dict[str, Any]:
+    """Settles whether to replace torch's ELU: one thread, a training step of the CNN in float32 and in
+    bfloat16 (and of the MLP in float32) with torch's ELU and with an exp-based ELU
+    (:func:`_exp_elu_module`), plus the element-wise kernels on the CNN's largest activation. The book
+    would adopt the exp-based ELU where it makes the default step at least 15 % faster on a kind
+    (benchmarks/README.md records the decision)."""
+    import torch
+
     from vae_tut.models import build_model
 
     torch.set_num_threads(1)
     full = mode.name == "full"
     x = torch.randn(256, 32, 14, 14, generator=torch.Generator().manual_seed(0))  # the CNN's largest
-    kernels = {"exp": torch.exp, "expm1": torch.expm1, "elu": torch.nn.functional.elu, "exp-based elu": _exp_elu}
+    exp_elu = _exp_elu_module()
+    kernels = {"exp": torch.exp, "expm1": torch.expm1, "elu": torch.nn.functional.elu, "exp-based elu": exp_elu}
     out: dict[str, Any] = {"elements": x.numel(), "kernel_ms": {
         name: _median_step_ms(lambda f=f: f(x), 20 if full else 2) for name, f in kernels.items()}}
-    images = torch.rand(256, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    device = torch.device("cpu")
-    for arch in ("mlp", "cnn"):
-        precision = train.resolve_precision(DEFAULT_PRECISION[arch], device)
+    with torch.no_grad():
+        out["max_abs_difference"] = float((exp_elu(x) - torch.nn.functional.elu(x)).abs().max())
+    images = torch.rand(256 if full else 32, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    for arch, precision in (("cnn", "fp32"), ("cnn", "bf16"), ("mlp", "fp32")):
         times = {}
-        for name, activation in (("torch elu", None), ("exp-based elu", _exp_elu)):
+        for name, make in (("torch elu", None), ("exp-based elu", _exp_elu_module)):
             torch.manual_seed(0)
             model = build_model(arch, 2)
-            if activation is not None:
-                for module in model.modules():
-                    if isinstance(module, nn.ELU):
-                        module.forward = activation  # type: ignore[method-assign]
-            opt = train.make_optimizer(model, DEFAULT_LR[arch], device)
+            if make is not None:
+                _swap_elu(model, make)
+            times[name] = _median_step_ms(_step_timer(model, precision, images), 15 if full else 1)
+        out[f"{arch}_{precision}"] = {"step_ms": times, "speedup": times["torch elu"] / times["exp-based elu"]}
+    return out
 
-            def step(model: Any = model, opt: Any = opt, precision: str = precision) -> None:
-                with train.autocast(device, precision):
-                    o = model(images)
-                loss = vae_loss(images, o.logits, o.mean, o.var, 0.05).total
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
 
-            times[name] = _median_step_ms(step, 15 if full else 1)
-        out[arch] = {"precision": precision, "step_ms": times, "speedup": times["torch elu"] / times["exp-based elu"]}
+def row_step_checks(mode: Mode) -> dict[str, Any]:
+    """One thread, one training step with and without the per-batch checks the step had before
+    December 2026 (input pixels, shapes, finiteness of every output, three ``.item()`` reads): what
+    checking once per epoch saves. The MLP in float32, the CNN at its default precision here."""
+    import torch
+
+    from vae_tut import train
+    from vae_tut.experiments import DEFAULT_PRECISION
+    from vae_tut.models import build_model
+
+    torch.set_num_threads(1)
+    full = mode.name == "full"
+    images = torch.rand(256 if full else 32, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    out: dict[str, Any] = {}
+    for arch in ("mlp", "cnn"):
+        precision = train.resolve_precision(DEFAULT_PRECISION[arch], "cpu")
+        times = {}
+        for name, checked in (("checked", True), ("unchecked", False)):
+            torch.manual_seed(0)
+            times[name] = _median_step_ms(_step_timer(build_model(arch, 2), precision, images, checked),
+                                          30 if full else 1)
+        out[arch] = {"precision": precision, "step_ms": times, "speedup": times["checked"] / times["unchecked"]}
     return out
 
 
@@ -510,6 +579,7 @@ ROW_FUNCS: dict[str, Callable[[Mode], dict[str, Any]]] = {
     "loader": row_loader, "throughput": row_throughput, "threads": row_threads,
     "parallel": row_parallel, "accuracy": row_accuracy, "likelihood": row_likelihood,
     "flops": row_flops, "book": row_book, "tests": row_tests, "cnn_options": row_cnn_options, "elu": row_elu,
+    "step_checks": row_step_checks,
 }
 ROWS = tuple(ROW_FUNCS)
 

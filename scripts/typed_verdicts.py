@@ -1,11 +1,11 @@
 """Typed verdicts about run results: ``python scripts/typed_verdicts.py [DIR]``.
 
 The book's numbers are recomputed on every machine that builds it, and another
-processor trains another model, as another seed would. A sentence that puts a
-glued number next to a *typed* verdict ("the means are wider than the prior")
-can therefore turn false in a rebuild while the build stays green. This check
-finds such sentences in the chapters' Markdown and fails unless each one is
-made safe in one of two ways.
+processor trains another model, as another seed would. A *typed* verdict about
+the results ("the means are wider than the prior", "the CNN is ahead") can
+therefore turn false in a rebuild while the build stays green. This check finds
+such sentences in the chapters' Markdown and fails unless each one is made safe
+in one of two ways.
 
 The rule, per notebook:
 
@@ -18,25 +18,27 @@ The rule, per notebook:
 2. **Candidate.** A sentence is a candidate when its *typed* text (the sentence
    with every role, code span and piece of maths removed) holds a verdict word or
    phrase of :data:`VERDICTS` (whole words, any case; "above" and "below" only as
-   comparisons, see :data:`ABOVE_BELOW`), and a glued value
-   (``{glue:text}`name``` or ``{glue}`name```) sits in the sentence itself or in
-   the sentence just before or after it in the same paragraph. A verdict that
-   lives inside a glued value (``glue("x-verdict", "wider than" if a > b else
-   "not wider than")``) is not typed, so it never makes a candidate: that is the
-   preferred fix, right in quick and in full builds alike.
+   comparisons, see :data:`ABOVE_BELOW`), whether or not a number sits near it.
+   A verdict that lives inside a glued value (``glue("x-verdict", "wider than"
+   if a > b else "not wider than")``) is not typed, so it never makes a
+   candidate: that is the preferred fix, right in quick and in full builds alike.
 3. **Asserted.** A candidate passes when some code cell of the same notebook
-   holds an ``assert`` whose message states the sentence. The message may be a
-   string literal, an f-string, or a name bound in the same cell to literals
-   (``msg = "..."``, or a ``for`` loop over a literal list of pairs). Both the
-   sentence and the message are normalised: each glue role, other role, code
-   span, piece of maths and f-string replacement field becomes a wildcard;
-   Markdown emphasis, link syntax, backslash escapes and punctuation go; case
-   is ignored. What is left are words and wildcards, and the message states the
-   sentence when the sentence's words occur in it in order and contiguously,
-   where a wildcard on either side stands for any run of words on the other (so
-   a message may spell out the number or the formula the sentence glues or
-   typesets). Chapters skip assertions about trained results in quick mode
-   (``if not quick_mode(): assert ...``); the check only reads the source.
+   holds an ``assert`` whose message *is* the sentence. The message may be a
+   string literal (its ``str.format`` fields count as fields, as in
+   ``"...".format(x)``), an f-string, or a name bound in the same cell to
+   literals (``msg = "..."``, or a ``for`` loop over a literal list of pairs).
+   Both the sentence and the message are normalised: each glue role, other role,
+   code span, piece of maths and field becomes a placeholder (adjacent ones
+   merge into one); Markdown emphasis, link syntax, backslash escapes and
+   punctuation go; case is ignored. What is left
+   is a list of words, numbers and placeholders, and the message is the
+   sentence when the two lists are equal, except that a placeholder on either
+   side may stand for exactly one *value* on the other: a number or a
+   placeholder, never a word. So a message may spell out a glued number
+   ("rather than 1" for "rather than $1$"), but no field can stand for a
+   verdict, and no part of a longer message asserts a sentence. Chapters skip
+   assertions about trained results in quick mode (``if not quick_mode():
+   assert ...``); the check only reads the source.
 4. **Excepted.** A candidate that is not about run results (a fact of maths, a
    number quoted from a paper) is listed in :data:`EXCEPTIONS` under its chapter
    by a piece of its normalised text, with the reason. :data:`PENDING` holds
@@ -46,15 +48,16 @@ The rule, per notebook:
 
 Without ``DIR`` the source notebooks of ``chapters/`` are read (``make test``
 does this in ``tests/test_typed_verdicts.py``); with ``DIR``, a build's
-``jupyter_execute`` folder. Exit status 1 when a sentence is unguarded or an
-entry is stale, 2 when there are no notebooks.
+``jupyter_execute`` folder. Each unguarded sentence is printed with its
+notebook and cell index. Exit status 1 when a sentence is unguarded or an entry
+is stale, 2 when there are no notebooks or one cannot be read (one line on
+stderr naming it).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import functools
 import json
 import re
 import sys
@@ -64,7 +67,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 
 # Words and phrases that state a comparison or a verdict. Whole words, any case; a typed one
-# in a sentence with a glued number makes the sentence a candidate (see the module's docstring).
+# makes its sentence a candidate (see the module's docstring).
 VERDICTS: tuple[str, ...] = (
     "ahead", "behind", "beat", "beats", "beaten",
     "exceed", "exceeds", "exceeded", "outperform", "outperforms",
@@ -76,15 +79,37 @@ VERDICTS: tuple[str, ...] = (
     "keeps about", "keep about", "on every seed", "on all seeds", "every run", "all runs",
     "without collapse", "collapse", "collapses", "collapsed",
     "both ends lose", "improve", "improves", "improved", "wins", "win", "lose", "loses",
+    "overlap", "overlaps", "tracks", "reproduces", "reproduced", "faster", "slower", "several times",
+)
+# Words that state a verdict only about a number: "only", "most", "the same" are also everyday words of
+# teaching prose ("the same three lines do it"), so they make a candidate only beside a glued value.
+NEAR_NUMBER_VERDICTS: tuple[str, ...] = (
+    "all", "none", "only", "little", "most", "mostly", "same", "fits", "sensible", "default",
+)
+# What a sentence about run results names; a verdict word with one of these makes a candidate even
+# with no glued value near it ("the reconstruction term does most of the falling" is about a run).
+RESULT_WORDS = re.compile(
+    r"\b(?:runs?|models?|mlps?|cnns?|vaes?|autoencoders?|loss(?:es)?|elbos?|kl|rates?|distortions?|samples|"
+    r"reconstructions?|bits|accuracy|classifier|seeds?|epochs?|posteriors?|trained|training|test|sigma-vae)\b",
+    re.IGNORECASE,
 )
 
 # Candidates that are not verdicts about run results, per chapter: a piece of the sentence's
 # normalised text (lower case, roles, code and maths left out; see normalise) -> why it may stay typed.
 EXCEPTIONS: dict[str, dict[str, str]] = {
     "01_dimensionality_reduction": {
+        "deep autoencoders reconstruct mnist far better than pca": "a cited result (Hinton and Salakhutdinov)",
+        "no other linear encoder/decoder pair has a smaller": "Pearson's theorem, checked in the chapter",
+        "to beat pca, an autoencoder has to be non-linear": "follows from Pearson's theorem",
         "the best linear code with two numbers costs": "PCA is the best linear code by Pearson's theorem, "
                                                        "checked in the chapter (the error is the discarded variance)",
         "the best linear 2-d code costs": "the same theorem, in the summary",
+    },
+    "02_autoencoders": {
+        "parameters sit in the two layers next to the pixels": "a count of the architecture, the same in every build",
+        "the uniform codes mostly land in the empty parts": "describes the sample grid shown beside it",
+        "the whole standard normal fits inside the crowded core": "describes the samples and the scatter beside it",
+        "it fixes the scale, and the classes mix better": "an exercise's answer about a model the reader fits",
     },
     "04_elbo": {
         "densities may exceed one": "a fact about densities (a narrow Gaussian's peak), not a run result",
@@ -106,6 +131,11 @@ EXCEPTIONS: dict[str, dict[str, str]] = {
         "for the best fixed": "the best fixed c is picked by the computation; the comparison with it is glued",
         "so collapse wins when": "algebra of the displayed costs",
     },
+    "appendix_reproduce": {
+        "we call a difference within the seed spread": "a definition",
+        "a candidate fits when neither printed term": "a definition; each candidate's verdict is glued",
+        "a reading that does not fit is not reproduced by one run": "what a verdict of the table means",
+    },
     "10_how_good": {
         "the best of our models costs": "the best model is picked by the computation; the verdict is glued",
     },
@@ -116,7 +146,7 @@ EXCEPTIONS: dict[str, dict[str, str]] = {
 PENDING: dict[str, dict[str, str]] = {}
 
 ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "cf.", "vs.", "etc.", "approx.", "Fig.", "Eq.", "resp.")
-WILD = "\x00"  # stands for any text: roles, code, maths, f-string fields
+WILD = "\x00"  # a placeholder: a role, code span, piece of maths or field, standing for one value
 GLUE_ROLE = re.compile(r"\{glue(?::text)?\}`[^`]*`")
 ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")
 MATHS = [re.compile(r"\$\$.*?\$\$", re.DOTALL), re.compile(r"(?<![\\$])\$(?!\$)(?:\\.|[^$\\])+?\$")]
@@ -134,14 +164,16 @@ ABOVE_BELOW = (r"(?:is|are|was|were|be|been|lies|lie|lay|stays?|stayed|remains?|
                r"|(?:above|below)\s+(?:that|those|the|its|their|our|ours|theirs|it|them|one|zero|a|an|\d)")
 VERDICT = re.compile(r"\b(?:" + "|".join(re.escape(v).replace(r"\ ", r"\s+") for v in VERDICTS)
                      + "|" + ABOVE_BELOW + r")\b", re.IGNORECASE)
+NEAR_NUMBER = re.compile(r"\b(?:" + "|".join(map(re.escape, NEAR_NUMBER_VERDICTS)) + r")\b", re.IGNORECASE)
 
 
 class Sentence(NamedTuple):
-    """One sentence of prose: ``text`` as written, ``key`` normalised (see :func:`normalise`)."""
+    """One sentence of prose: ``text`` as written, ``key`` normalised (see :func:`normalise`), in cell ``cell``."""
 
     notebook: str
     text: str
     key: str
+    cell: int = -1
 
 
 def prose_blocks(markdown: str) -> str:
@@ -236,16 +268,24 @@ def typed_text(sentence: str) -> str:
     return _mask(sentence).replace(f"{WILD}G{WILD}", " ").replace(WILD, " ")
 
 
-def is_candidate(sentence: str, neighbours: tuple[str, ...] = ()) -> bool:
-    """A typed verdict word in ``sentence`` and a glued value in it or in a neighbour (rule 2)."""
-    return (any(GLUE_ROLE.search(s) for s in (sentence, *neighbours))
-            and bool(VERDICT.search(typed_text(sentence))))
+def is_candidate(sentence: str, near_glue: bool = True) -> bool:
+    """A typed verdict in ``sentence`` (rule 2): a word of :data:`VERDICTS` beside a glued value
+    (``near_glue``: in the sentence or the one before or after it) or in a sentence that names a run
+    result (:data:`RESULT_WORDS`), or a word of :data:`NEAR_NUMBER_VERDICTS` beside a glued value."""
+    typed = typed_text(sentence)
+    if VERDICT.search(typed):
+        return near_glue or bool(RESULT_WORDS.search(typed))
+    return near_glue and bool(NEAR_NUMBER.search(typed))
+
+
+# A str.format field of a plain literal ("{}", "{std:.2f}"), not a role's "{glue:text}`name`".
+FORMAT_FIELD = re.compile(r"\{[\w.\[\]]*(?:![rsa])?(?::[^{}`]*)?\}(?!`)")
 
 
 def _literal(node: ast.AST) -> str | None:
     """The text of a string literal or f-string (fields as WILD), else None."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
+        return FORMAT_FIELD.sub(WILD, node.value)
     if isinstance(node, ast.JoinedStr):
         return "".join(v.value if isinstance(v, ast.Constant) else WILD for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
@@ -286,7 +326,7 @@ def assert_messages(source: str) -> list[str]:
             messages.append(text)
             continue
         names = {n.id for n in ast.walk(node.msg) if isinstance(n, ast.Name)}
-        sources: list[ast.AST] = []
+        sources: list[ast.AST] = [node.msg]  # its own strings ("...".format(x)), then what its names are bound to
         while True:  # follow the names through assignments and for-loop targets in this cell
             found = [value for other in ast.walk(tree) for target, value in _bindings(other)
                      if value not in sources and names & {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}]
@@ -299,56 +339,43 @@ def assert_messages(source: str) -> list[str]:
 
 
 TOKEN = re.compile(f"[a-z0-9]+(?:['.,][a-z0-9]+)*|{WILD}")
+VALUE = re.compile(f"\\d+(?:[.,]\\d+)*|{WILD}")  # what a placeholder may stand for: a number or a placeholder
 
 
 def _tokens(norm: str) -> list[str]:
     return TOKEN.findall(norm)
 
 
-WILD_SPAN = 4  # a WILD (a glued value, maths, an f-string field) stands for at most this many words
-
-
-def _holds(sentence: list[str], message: list[str]) -> bool:
-    """Whether the token list ``sentence`` occurs in ``message``, a WILD on either side matching a
-    run of at most :data:`WILD_SPAN` tokens of the other (so a field cannot swallow the verdict)."""
-    @functools.cache
-    def rest(i: int, j: int) -> bool:  # sentence[i:] matches message[j:k] for some k
-        if i == len(sentence):
-            return True
-        if sentence[i] == WILD:
-            return any(rest(i + 1, k) for k in range(j, min(j + WILD_SPAN, len(message)) + 1))
-        if j == len(message):
-            return False
-        if message[j] == WILD:
-            return any(rest(k, j + 1) for k in range(i, min(i + WILD_SPAN, len(sentence)) + 1))
-        return sentence[i] == message[j] and rest(i + 1, j + 1)
-
-    return any(rest(0, j) for j in range(len(message) + 1))
+def _same(a: str, b: str) -> bool:
+    """Two tokens agree: equal, or a placeholder on one side and one value on the other."""
+    return a == b or (WILD in (a, b) and all(VALUE.fullmatch(t) for t in (a, b)))
 
 
 def asserted(key: str, messages: list[str]) -> bool:
-    """Whether one of ``messages`` states the sentence whose normalised text is ``key`` (rule 3)."""
+    """Whether one of ``messages`` is the sentence whose normalised text is ``key`` (rule 3)."""
     words = _tokens(key)
-    return any(_holds(words, _tokens(normalise(message))) for message in messages)
+    return any(len(tokens) == len(words) and all(map(_same, words, tokens))
+               for tokens in (_tokens(normalise(message)) for message in messages))
 
 
 def candidates(notebook: dict, name: str = "") -> list[Sentence]:
     """Every candidate sentence of a notebook (rule 2), asserted or not."""
     found = []
-    for cell in notebook["cells"]:
+    for index, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] != "markdown":
             continue
-        for paragraph in paragraphs("".join(cell["source"])):
+        for paragraph in paragraphs(_source(cell)):
+            glued = [bool(GLUE_ROLE.search(text)) for text in paragraph]
             for i, text in enumerate(paragraph):
-                if is_candidate(text, tuple(paragraph[max(i - 1, 0):i] + paragraph[i + 1:i + 2])):
-                    found.append(Sentence(name, text, normalise(text)))
+                if is_candidate(text, any(glued[max(i - 1, 0) : i + 2])):
+                    found.append(Sentence(name, text, normalise(text), index))
     return found
 
 
 def unguarded(notebook: dict, name: str = "", allowed: dict[str, str] | None = None) -> list[Sentence]:
     """Candidates that are neither asserted in a code cell nor matched by a piece of ``allowed``."""
     messages = [m for cell in notebook["cells"] if cell["cell_type"] == "code"
-                for m in assert_messages("".join(cell["source"]))]
+                for m in assert_messages(_source(cell))]
     allowed = allowed or {}
     return [s for s in candidates(notebook, name)
             if not asserted(s.key, messages) and not any(piece.lower() in s.key for piece in allowed)]
@@ -378,10 +405,32 @@ def check(notebooks: dict[str, dict]) -> tuple[list[Sentence], list[str]]:
     return bad, stale(notebooks)
 
 
+def _source(cell: dict) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def read_notebook(path: Path) -> dict:
+    """The notebook at ``path``; ValueError naming the file if it is not UTF-8 JSON with cells."""
+    try:
+        notebook = json.loads(path.read_bytes().decode("utf-8"))
+        cells = notebook["cells"]
+        if not (isinstance(cells, list) and cells and all(isinstance(c["cell_type"], str) for c in cells)):
+            raise ValueError("no cells")
+        for cell in cells:
+            _source(cell)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a readable notebook ({type(err).__name__}: {err})") from None
+    return notebook
+
+
 def load(folder: Path) -> dict[str, dict]:
-    """The chapter notebooks under ``folder`` (``chapters/*.ipynb`` or ``*.ipynb``), by name."""
+    """The chapter notebooks under ``folder`` (``chapters/*.ipynb`` or ``*.ipynb``), by name.
+
+    ValueError naming the file when one cannot be read (see :func:`read_notebook`).
+    """
     paths = sorted(folder.glob("chapters/*.ipynb")) or sorted(folder.glob("*.ipynb"))
-    return {p.stem: json.loads(p.read_text()) for p in paths}
+    return {p.stem: read_notebook(p) for p in paths}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,13 +438,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, nargs="?", default=ROOT,
                         help="a build's jupyter_execute folder (default: the source chapters)")
     args = parser.parse_args(argv)
-    notebooks = load(args.folder)
+    try:
+        notebooks = load(args.folder)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
     if not notebooks:
         print(f"no notebooks under {args.folder}", file=sys.stderr)
         return 2
     bad, old = check(notebooks)
     for s in bad:
-        print(f"{s.notebook}: typed verdict beside a glued number, neither glued nor asserted:\n    {s.text}")
+        print(f"{s.notebook} cell {s.cell}: typed verdict, neither glued nor asserted:\n    {' '.join(s.text.split())}")
     for entry in old:
         print(f"stale entry, no such candidate any more: {entry}")
     print(f"{len(notebooks)} notebooks checked, {len(bad)} unguarded verdict sentences, {len(old)} stale entries")

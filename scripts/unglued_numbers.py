@@ -7,7 +7,8 @@ and, per chapter, lists every decimal number with three or more significant digi
 in a Markdown cell (outside maths, code and roles) that equals, at the prose's
 precision, a number in one of the chapter's outputs. Numbers quoted from the report
 or from papers are typed on purpose: :data:`EXCEPTIONS` lists them per chapter.
-Exit status 1 when anything is found.
+Exit status 1 when anything is found, 2 when there are no notebooks or one cannot
+be read (one line on stderr naming it).
 """
 
 from __future__ import annotations
@@ -87,7 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     bad = 0
     for path in notebooks:
-        hits = unglued(json.loads(path.read_text()), EXCEPTIONS.get(path.stem, set()))
+        try:
+            notebook = json.loads(path.read_bytes().decode("utf-8"))
+            if not notebook["cells"]:
+                raise ValueError("no cells")
+            hits = unglued(notebook, EXCEPTIONS.get(path.stem, set()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            print(f"{path}: not a readable notebook ({type(err).__name__}: {err})", file=sys.stderr)
+            return 2
         if hits:
             bad += 1
             print(f"{path.stem}: typed numbers that its outputs compute: {', '.join(sorted(hits))}")

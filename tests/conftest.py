@@ -19,6 +19,7 @@ def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own empty run cache; the data root stays the real one. The on/off
     variables the command line writes back (``1``/``0``) are restored after each test."""
     monkeypatch.setenv("VAE_TUT_CACHE", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_TUT_RUNS_URL", "")  # never fetch published runs (tests/test_remote.py sets its own)
     monkeypatch.setenv("VAE_TUT_PROGRESS", "0")
     monkeypatch.setenv("VAE_TUT_NO_DOWNLOAD", os.environ.get("VAE_TUT_NO_DOWNLOAD", ""))
     monkeypatch.delenv("VAE_TUT_QUICK", raising=False)

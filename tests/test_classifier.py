@@ -68,3 +68,30 @@ def test_a_damaged_classifier_entry_is_one_line(monkeypatch, damage):
     with pytest.raises(CacheError) as caught:
         load_classifier("mnist")
     assert str(entry) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_classifier_key_holds_the_code_digest_of_import_time_and_torch(monkeypatch):
+    """The code digest is taken once, at import (an edit made later to the file on disk cannot change
+    the key of the code that runs), and another torch version makes another entry."""
+    from vae_tut import classifier
+
+    fits = []
+
+    def fit(dataset, quick):
+        fits.append(dataset)
+        return classifier.build_classifier().eval(), 0.5
+
+    def no_digest_now(objects):
+        raise AssertionError("the code digest is taken at import, not per call")
+
+    monkeypatch.setattr(classifier, "_fit", fit)
+    monkeypatch.setattr(classifier.store, "code_version", no_digest_now)
+    assert len(classifier.CODE_VERSION) == 16
+    load_classifier("mnist")
+    load_classifier("mnist")
+    assert len(fits) == 1
+    monkeypatch.setattr(classifier.torch, "__version__", "0.0.1")
+    load_classifier("mnist")
+    assert len(fits) == 2
+    entries = [p for p in (classifier.store.root("runs") / "classifier").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 2

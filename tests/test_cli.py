@@ -38,27 +38,37 @@ def test_parser_defaults():
     assert build_parser().parse_args(["train", "--precision", "fp32"]).precision == "fp32"
 
 
-@pytest.mark.parametrize("argv, text", [
-    (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
-    (["train", "--arch", "rnn"], "invalid choice: 'rnn'"),
-    (["train", "--z", "0"], "latent size z must be a whole number from 1 to 4096, got 0"),
-    (["train", "--z", "1000000000000"], "latent size z must be a whole number from 1 to 4096"),
-    (["train", "--z", "two"], "--z: invalid int value: 'two'"),
-    (["train", "--c", "0"], "decoder variance c must be a finite number > 0"),
-    (["train", "--c", "-0.5"], "decoder variance c must be a finite number > 0"),
-    (["train", "--lr", "0"], "learning rate must be a finite number > 0"),
-    (["train", "--lr", "nan"], "learning rate must be a finite number > 0"),
-    (["train", "--epochs", "0"], "epochs must be a whole number from 1"),
-    (["train", "--batch-size", "-3"], "batch size must be a whole number from 1"),
-    (["train", "--seed", "-1"], "seed must be a whole number from 0"),
-    (["train", "--frobnicate"], "unrecognized arguments"),
-    (["train", "--precision", "fp16"], "invalid choice: 'fp16'"),
-    (["reproduce", "--only", "everything"], "invalid choice"),
-    (["data", "--dataset", "svhn"], "invalid choice"),
-    (["fly"], "invalid choice"),
-])
-def test_bad_arguments_one_line_exit_2(capsys, argv, text):
-    _one_line_error(capsys, argv, text)
+TRAIN = "python -m vae_tut train: error: "
+BAD_ARGUMENTS = [  # argv -> its one line on stderr (the whole line, or its start where a list of choices follows)
+    (["train", "--dataset", "cifar"], TRAIN + "argument --dataset: invalid choice: 'cifar' (choose from 'mnist', "
+                                              "'fashion-mnist')"),
+    (["train", "--arch", "rnn"], TRAIN + "argument --arch: invalid choice: 'rnn' (choose from 'mlp', 'cnn')"),
+    (["train", "--z", "0"], TRAIN + "latent size z must be a whole number from 1 to 4096, got 0"),
+    (["train", "--z", "1000000000000"],
+     TRAIN + "latent size z must be a whole number from 1 to 4096, got 1000000000000"),
+    (["train", "--z", "two"], TRAIN + "argument --z: invalid int value: 'two'"),
+    (["train", "--c", "0"], TRAIN + "decoder variance c must be a finite number > 0, got 0.0"),
+    (["train", "--c", "-0.5"], TRAIN + "decoder variance c must be a finite number > 0, got -0.5"),
+    (["train", "--lr", "0"], TRAIN + "learning rate must be a finite number > 0, got 0.0"),
+    (["train", "--lr", "nan"], TRAIN + "learning rate must be a finite number > 0, got nan"),
+    (["train", "--epochs", "0"], TRAIN + "epochs must be a whole number from 1 to 100000, got 0"),
+    (["train", "--batch-size", "-3"], TRAIN + "batch size must be a whole number from 1 to 1048576, got -3"),
+    (["train", "--seed", "-1"], TRAIN + "seed must be a whole number from 0 to 4294967295, got -1"),
+    (["train", "--frobnicate"], "python -m vae_tut: error: unrecognized arguments: --frobnicate"),
+    (["train", "--precision", "fp16"], TRAIN + "argument --precision: invalid choice: 'fp16' (choose from 'fp32', "
+                                               "'bf16', 'auto')"),
+    (["reproduce", "--only", "everything"], "python -m vae_tut reproduce: error: argument --only: invalid choice: "
+                                            "'everything' (choose from 'base', "),
+    (["data", "--dataset", "svhn"], "python -m vae_tut data: error: argument --dataset: invalid choice: 'svhn' "
+                                    "(choose from 'mnist', 'fashion-mnist', 'all')"),
+    (["fly"], "python -m vae_tut: error: argument command: invalid choice: 'fly' (choose from 'data', "),
+]
+
+
+def test_bad_arguments_one_line_exit_2(capsys):
+    for argv, text in BAD_ARGUMENTS:
+        line = _one_line_error(capsys, argv, text)
+        assert line.startswith(text), (argv, line)
 
 
 def test_missing_data_one_line_exit_2(capsys, tmp_path, monkeypatch):
@@ -86,18 +96,26 @@ def test_corrupt_cache_one_line_exit_2(capsys, monkeypatch):
     _one_line_error(capsys, ["train", "--epochs", "1"], "unreadable")
 
 
-def test_train_json_last_line(capsys, real_data):
+def test_train_json_last_line(capsys, tiny_data, monkeypatch):
+    import itertools
+    from types import SimpleNamespace
+
+    from vae_tut import train
+
+    ticks = itertools.count(0.0, 1.5)  # a clock: each epoch starts and ends 1.5 s apart
+    monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     assert main(["train", "--quick", "--epochs", "1", "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     result = json.loads(out[-1])
     for split in ("train", "test"):
         assert set(result[split]) == {"recon", "kl", "total"}
         assert result[split]["total"] == pytest.approx(result[split]["recon"] + result[split]["kl"])
-    assert result["seconds"] > 0 and result["quick"] is True
+    assert result["seconds"] == 1.5 and "  trained in 1.5 s" in out  # the one epoch's time, not the test pass
+    assert result["quick"] is True and result["cached"] is False
     assert "QUICK MODE" in out[0]
 
 
-def test_reproduce_writes_table(capsys, real_data, tmp_path):
+def test_reproduce_writes_table(capsys, tiny_data, tmp_path):
     out_file = tmp_path / "table.md"
     assert main(["reproduce", "--quick", "--only", "ae", "--out", str(out_file)]) == 0
     table = out_file.read_text()
@@ -154,14 +172,15 @@ def test_reproduce_jobs_must_be_positive(capsys, tmp_path, monkeypatch):
     _one_line_error(capsys, ["reproduce", "--jobs", "0"], "jobs must be a whole number >= 1")
 
 
-@pytest.mark.parametrize("variable, argv", [
-    ("VAE_TUT_CACHE", ["train", "--quick", "--epochs", "1"]),
-    ("VAE_TUT_DATA", ["data", "--dataset", "fashion-mnist", "--no-download"]),
-])
-def test_a_root_that_is_a_file_one_line_exit_2(capsys, tmp_path, monkeypatch, variable, argv):
+def test_a_root_that_is_a_file_one_line_exit_2(capsys, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
-    monkeypatch.setenv(variable, str(tmp_path / "file"))
-    _one_line_error(capsys, argv, "is a file, not a folder")
+    for variable, argv in [("VAE_TUT_CACHE", ["train", "--quick", "--epochs", "1"]),
+                           ("VAE_TUT_DATA", ["data", "--dataset", "fashion-mnist", "--no-download"])]:
+        with monkeypatch.context() as env:
+            env.setenv(variable, str(tmp_path / "file"))
+            line = _one_line_error(capsys, argv, "is a file, not a folder")
+        assert line == (f"python -m vae_tut {argv[0]}: error: {tmp_path / 'file'} is a file, not a folder; "
+                        f"point ${variable} at a folder")
 
 
 def test_out_check_opens_the_file_and_leaves_it_as_it_was(tmp_path):

@@ -166,21 +166,22 @@ def test_groups_of_samples():
     assert iwae_from_weights(log_w, 1).item() == pytest.approx(0.5 * math.log(3.0))
 
 
-@pytest.mark.parametrize("k", [0, -3, 1.5, True, "10"])
-def test_bad_k(k):
+def test_bad_k():
     model = LinearGaussian()
-    with pytest.raises(ConfigError):
-        iwae_bound(model, data(model, 2), C, k)
+    for k in (0, -3, 1.5, True, "10"):
+        with pytest.raises(ConfigError) as caught:
+            iwae_bound(model, data(model, 2), C, k)
+        assert str(caught.value) == f"k must be a whole number >= 1, got {k!r}"
 
 
-@pytest.mark.parametrize("c", [0, -0.1, float("nan"), float("inf")])
-def test_bad_c(c):
+def test_bad_c():
     model = LinearGaussian()
     x = data(model, 2)
-    with pytest.raises(ConfigError):
-        iwae_bound(model, x, c, 5)
-    with pytest.raises(ConfigError):
-        elbo(model, x, c)
+    for c in (0, -0.1, float("nan"), float("inf")):
+        for call in (lambda c=c: iwae_bound(model, x, c, 5), lambda c=c: elbo(model, x, c)):
+            with pytest.raises(ConfigError) as caught:
+                call()
+            assert str(caught.value) == f"decoder variance c must be a finite number > 0, got {c!r}"
 
 
 def test_bad_inputs():
@@ -421,21 +422,23 @@ def test_a_learned_decoder_variance_is_scored_with_its_own_c():
     assert out.kl == pytest.approx(kl.mean().item(), rel=1e-5)
 
 
-@pytest.mark.parametrize(
-    "images, message",
-    [
-        (torch.full((2, 1, 28, 28), math.nan), "got NaN"),
-        (torch.rand(2, 1, 28, 28) * 255, "divide 0..255 pixels by 255.0"),
-        (torch.randint(0, 256, (2, 1, 28, 28)), "must be a float tensor"),
-        (torch.tensor([[math.inf, 0.0]]), "finite numbers"),
-    ],
-)
-def test_the_estimators_refuse_images_they_cannot_score(images, message):
+def test_the_estimators_refuse_images_they_cannot_score():
     """NaN, 0..255 or integer pixels would give NaN or about -1e8 nats; each is one ConfigError instead."""
     model = build_model("mlp", 2)
-    for estimate in (lambda: elbo(model, images, 0.05), lambda: log_importance_weights(model, images, 0.05, 3)):
-        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
-            estimate()
+    unit = "images must be a float tensor [N, ...] with values in [0, 1], got "
+    for images, start, end in [
+        (torch.full((2, 1, 28, 28), math.nan), unit + "NaN values", ""),
+        (torch.rand(2, 1, 28, 28) * 255, unit + "values from ", " (divide 0..255 pixels by 255.0)"),
+        (torch.randint(0, 256, (2, 1, 28, 28)), unit + "torch.int64 (divide 0..255 pixels by 255.0)", ""),
+        (torch.tensor([[math.inf, 0.0]]),
+         "images must be a float tensor [N, ...] of finite values, got infinite values", ""),
+    ]:
+        for estimate in (lambda x=images: elbo(model, x, 0.05),
+                         lambda x=images: log_importance_weights(model, x, 0.05, 3)):
+            with pytest.raises(ConfigError) as caught:
+                estimate()
+            message = str(caught.value)
+            assert message.startswith(start) and message.endswith(end) and "\n" not in message, message
 
 
 def test_a_huge_k_is_refused_before_anything_is_allocated():

@@ -5,7 +5,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from vae_tut.errors import ConfigError
@@ -33,15 +32,37 @@ def _close_figures():
     plt.close("all")
 
 
+def _canvas(ax) -> torch.Tensor:
+    return torch.as_tensor(ax.images[0].get_array())
+
+
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
-def test_panels_return_one_axes_each(arch, data):
+def test_panels_show_what_they_decode_and_encode(arch, data):
+    """Each panel draws its own figure: the decoded prior samples, the decoded quantile grid with
+    its end codes on the axes, the posterior means by class with the path over them."""
+    from vae_tut.analysis import prior_samples
+    from vae_tut.latent import decode, encode, normal_quantile_codes
+
     images, labels = data
     model = build_model(arch, 2)
-    panels = [prior_sample_grid(model, n_side=3), manifold(model, n_side=4),
-              latent_map(model, images, labels, class_names=[f"c{k}" for k in range(10)],
-                         path=torch.zeros(5, 2))]
-    assert all(isinstance(ax, Axes) for ax in panels)
-    assert len({id(ax.figure) for ax in panels}) == 3  # each drew its own figure
+    samples = prior_sample_grid(model, n_side=3)
+    decoded = decode(model, prior_samples(9, 2, 0))
+    assert _canvas(samples).shape == (3 * 29 + 1, 3 * 29 + 1)
+    assert torch.allclose(_canvas(samples)[1:29, 1:29], decoded[0, 0]) and \
+        torch.allclose(_canvas(samples)[59:87, 59:87], decoded[8, 0])
+    grid = manifold(model, n_side=4)
+    codes = normal_quantile_codes(4)
+    assert torch.allclose(_canvas(grid)[88:116, 88:116], decode(model, codes)[15, 0])  # bottom right: largest z_1
+    assert [t.get_text() for t in grid.get_xticklabels()] == ["-1.64", "1.64"]
+    assert [t.get_text() for t in grid.get_yticklabels()] == ["1.64", "-1.64"]
+    path = torch.linspace(-1, 1, 10).reshape(5, 2)
+    scatter = latent_map(model, images, labels, class_names=[f"c{k}" for k in range(10)], path=path)
+    means, _ = encode(model, images)
+    for k, dots in enumerate(scatter.collections):  # one colour per class
+        assert torch.allclose(torch.as_tensor(dots.get_offsets().data).float(), means[labels == k]), k
+    assert [t.get_text() for t in scatter.get_legend().get_texts()] == [f"c{k}" for k in range(10)]
+    assert scatter.get_lines()[0].get_xdata().tolist() == path[:, 0].tolist()
+    assert len({id(ax.figure) for ax in (samples, grid, scatter)}) == 3  # each drew its own figure
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
@@ -121,16 +142,17 @@ def test_neg_elbo_against_c_keeps_the_full_scale_without_outliers():
     assert not ax.texts and ax.get_ylim()[1] >= 300.0
 
 
-@pytest.mark.parametrize("curves, learned", [
-    ([("a", [0.1, 1.0], [1.0])], ()),                  # one value per c
-    ([("a", [0.0, 1.0], [1.0, 2.0])], ()),             # c must be > 0
-    ([("a", [0.1], [float("nan")])], ()),              # a finite -ELBO
-    ([], ()),                                          # nothing to draw
-    ([], [("b", -1.0, 3.0)]),                          # a learned c must be > 0 too
-])
-def test_neg_elbo_against_c_refuses_bad_input(curves, learned):
-    with pytest.raises(ConfigError):
-        neg_elbo_against_c(curves, learned)
+def test_neg_elbo_against_c_refuses_bad_input():
+    for curves, learned, message in [
+        ([("a", [0.1, 1.0], [1.0])], (), "curve 'a' needs one -ELBO per value of c, and at least one"),
+        ([("a", [0.0, 1.0], [1.0, 2.0])], (), "c must be a finite number > 0, got 0.0"),
+        ([("a", [0.1], [float("nan")])], (), "-ELBO must be a finite number, got nan"),
+        ([], (), "nothing to plot: give at least one curve or learned point"),
+        ([], [("b", -1.0, 3.0)], "learned c must be a finite number > 0, got -1.0"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            neg_elbo_against_c(curves, learned)
+        assert str(caught.value) == message
 
 
 def test_bits_per_dim_bars_one_bar_per_row_with_its_number_and_floors():
@@ -151,12 +173,13 @@ def test_bits_per_dim_bars_one_bar_per_row_with_its_number_and_floors():
     assert _is_white(ax.figure.get_facecolor()) and ax.get_title() == "bits"
 
 
-@pytest.mark.parametrize("rows, floors", [
-    ([], None),
-    ([("a", 1.0, "flow")], None),                     # unknown kind
-    ([("a", -1.0, "vae")], None),                     # bits cannot be negative
-    ([("a", 1.0, "vae")], [None, None]),              # one floor per row
-])
-def test_bits_per_dim_bars_refuses_bad_input(rows, floors):
-    with pytest.raises(ConfigError):
-        bits_per_dim_bars(rows, floors)
+def test_bits_per_dim_bars_refuses_bad_input():
+    for rows, floors, message in [
+        ([], None, "bits_per_dim_bars needs at least one row (label, bits, kind)"),
+        ([("a", 1.0, "flow")], None, "unknown kind of bar 'flow'; choose one of: reference, vae, published"),
+        ([("a", -1.0, "vae")], None, "bits per dimension must be a finite number >= 0, got -1.0"),
+        ([("a", 1.0, "vae")], [None, None], "floors must have one entry per row (1), got 2"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            bits_per_dim_bars(rows, floors)
+        assert str(caught.value) == message

@@ -99,11 +99,23 @@ def _set_repository():
     return module
 
 
-def test_set_repository_writes_config_and_every_cell(tmp_path):
+def _book(tmp_path: Path) -> Path:
+    """A copy of the book's _config.yml, chapters and package setting vae_tut/published.json."""
     import shutil
 
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     shutil.copytree(ROOT / "chapters", tmp_path / "chapters", ignore=shutil.ignore_patterns("_build*"))
+    (tmp_path / "vae_tut").mkdir()
+    shutil.copy(ROOT / "vae_tut" / "published.json", tmp_path / "vae_tut" / "published.json")
+    return tmp_path
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_set_repository_writes_config_and_every_cell(tmp_path):
+    _book(tmp_path)
     assert _set_repository().main(["https://github.com/owner/book", "v1.2"], root=tmp_path) == 0
     config = yaml.safe_load((tmp_path / "_config.yml").read_text())
     assert config["repository"] == {"url": "https://github.com/owner/book", "branch": "v1.2", "path_to_book": ""}
@@ -111,6 +123,26 @@ def test_set_repository_writes_config_and_every_cell(tmp_path):
     for path in sorted((tmp_path / "chapters").glob("*.ipynb")):
         source = "".join(first_cell(path)["source"])
         assert 'REPOSITORY = "https://github.com/owner/book"' in source and 'RELEASE = "v1.2"' in source
+    published = json.loads((tmp_path / "vae_tut" / "published.json").read_text())
+    assert published == {"runs_url": "https://owner.github.io/book/runs/"}  # the Pages site's runs/
+
+
+@pytest.mark.parametrize("url, runs", [
+    ("https://github.com/My-Org2/my.book_1-x", "https://my-org2.github.io/my.book_1-x/runs/"),
+    ("https://github.com/Owner/owner.github.io", "https://owner.github.io/runs/")])
+def test_set_repository_names_the_pages_site_of_the_runs(tmp_path, url, runs):
+    assert _set_repository().main([url, "v1"], root=_book(tmp_path)) == 0
+    assert json.loads((tmp_path / "vae_tut" / "published.json").read_text()) == {"runs_url": runs}
+    assert _set_repository().main(["--check"], root=tmp_path) == 0
+
+
+def test_set_repository_without_the_package_setting_changes_nothing(tmp_path, capsys):
+    (_book(tmp_path) / "vae_tut" / "published.json").write_text("[]")
+    before = _files(tmp_path)
+    assert _set_repository().main(["https://github.com/owner/book", "v1.2"], root=tmp_path) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "vae_tut" / "published.json") in err, err
+    assert _files(tmp_path) == before
 
 
 @pytest.mark.parametrize("argv", [["not a url", "v1"], ["https://github.com/owner/book"],
@@ -120,6 +152,83 @@ def test_set_repository_script_rejects_bad_input(argv):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("usage:")
+
+
+@pytest.mark.parametrize("url, ref", [
+    ("https://github.com/owner/book\n", "v1.2"), ("https://github.com/owner/book", "v1.2\n"),  # $ matched before \n
+    ("https://github.com/../..", "v1"), ("https://github.com/owner/..", "v1"), ("https://github.com/owner/.", "v1"),
+    ("https://github.com/-owner/book", "v1"), ("https://github.com/ow_ner/book", "v1"),
+    ("https://github.com/owner/bo/ok", "v1"), ("https://github.com/owner/book/", "v1"),
+    ("http://github.com/owner/book", "v1"), (" https://github.com/owner/book", "v1"),
+    ("https://github.com/owner/book", "v1..2"), ("https://github.com/owner/book", "v1."),
+    ("https://github.com/owner/book", "v1.lock"), ("https://github.com/owner/book", "-v1"),
+    ("https://github.com/owner/book", 'v1"')])
+def test_set_repository_validates_the_whole_url_and_release(tmp_path, capsys, url, ref):
+    before = _files(_book(tmp_path))
+    assert _set_repository().main([url, ref], root=tmp_path) == 2
+    assert capsys.readouterr().err.startswith("usage:")
+    assert _files(tmp_path) == before
+
+
+def test_set_repository_accepts_github_names(tmp_path):
+    assert _set_repository().main(["https://github.com/my-org2/my.book_1-x", "1.10"], root=_book(tmp_path)) == 0
+    config = yaml.safe_load((tmp_path / "_config.yml").read_text())
+    assert config["repository"]["url"] == "https://github.com/my-org2/my.book_1-x"
+    assert config["repository"]["branch"] == "1.10"  # a string, not the number 1.1
+    for path in sorted((tmp_path / "chapters").glob("*.ipynb")):
+        compile("".join(first_cell(path)["source"]), str(path), "exec")
+    assert _set_repository().main(["--check"], root=tmp_path) == 0
+
+
+def _break_truncated(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _break_no_release(path: Path) -> None:
+    notebook = json.loads(path.read_text())
+    notebook["cells"][0]["source"] = [line for line in notebook["cells"][0]["source"] if not line.startswith("RELEASE")]
+    path.write_text(json.dumps(notebook))
+
+
+def _break_no_cells(path: Path) -> None:
+    path.write_text('{"cells": []}')
+
+
+def _break_markdown_first(path: Path) -> None:
+    notebook = json.loads(path.read_text())
+    notebook["cells"][0]["cell_type"] = "markdown"
+    path.write_text(json.dumps(notebook))
+
+
+def _break_not_utf8(path: Path) -> None:
+    path.write_bytes(b"\xff" + path.read_bytes())
+
+
+@pytest.mark.parametrize("breaks", [_break_truncated, _break_no_release, _break_no_cells, _break_markdown_first,
+                                    _break_not_utf8], ids=lambda f: f.__name__[7:])
+def test_one_malformed_chapter_changes_nothing(tmp_path, capsys, breaks):
+    """Every chapter is checked before anything is written: no half-configured book."""
+    chapter = sorted((_book(tmp_path) / "chapters").glob("*.ipynb"))[5]
+    breaks(chapter)
+    before = _files(tmp_path)
+    assert _set_repository().main(["https://github.com/owner/book", "v1.2"], root=tmp_path) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(chapter) in err and "Traceback" not in err, err
+    assert _files(tmp_path) == before
+
+
+def test_set_repository_without_config_or_chapters_is_one_line(tmp_path, capsys):
+    set_repository = _set_repository()
+    assert set_repository.main(["https://github.com/owner/book", "v1.2"], root=tmp_path) == 1
+    assert capsys.readouterr().err == f"{tmp_path / '_config.yml'}: cannot be read " \
+        f"(FileNotFoundError: [Errno 2] No such file or directory: {str(tmp_path / '_config.yml')!r})\n"
+    _book(tmp_path)
+    for path in (tmp_path / "chapters").glob("*.ipynb"):
+        path.unlink()
+    before = _files(tmp_path)
+    assert set_repository.main(["https://github.com/owner/book", "v1.2"], root=tmp_path) == 1
+    assert capsys.readouterr().err == f"{tmp_path / 'chapters'}: no chapter notebooks\n"
+    assert _files(tmp_path) == before
 
 
 def test_install_cell_stops_with_one_line_when_the_data_cannot_be_had(monkeypatch, tmp_path):

@@ -10,15 +10,22 @@ from vae_tut.models import build_model
 from vae_tut.plots import history_curves, image_grid, latent_scatter
 
 
-def test_encode_decode_shapes_vae_and_ae():
-    x = torch.rand(50, 1, 28, 28)
-    vae, ae = build_model("mlp", 3), build_model("cnn", 3, kind="ae")
+def test_encode_decode_in_batches_give_the_models_own_numbers():
+    """encode: the model's posterior (an autoencoder's codes and None); decode: sigmoid of its logits.
+    Batch by batch in eval mode, the same numbers as the whole set at once."""
+    x = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    vae, ae = build_model("mlp", 3).eval(), build_model("cnn", 3, kind="ae").eval()
+    with torch.no_grad():
+        want_mean, want_var = vae.encode(x)
+        want_codes = ae.encode(x)[0]
+        want_images = torch.sigmoid(vae.decode(want_mean))
     mean, var = encode(vae, x, batch_size=16)
-    assert mean.shape == var.shape == (50, 3)
+    assert torch.allclose(mean, want_mean, atol=1e-6) and torch.allclose(var, want_var, atol=1e-6)
     codes, none = encode(ae, x, batch_size=16)
-    assert codes.shape == (50, 3) and none is None
-    img = decode(vae, mean, batch_size=7)
-    assert img.shape == (50, 1, 28, 28) and 0 <= img.min() and img.max() <= 1
+    assert torch.allclose(codes, want_codes, atol=1e-6) and none is None
+    images = decode(vae, mean, batch_size=7)
+    assert images.shape == (50, 1, 28, 28) and torch.allclose(images, want_images, atol=1e-6)
 
 
 class KnownEncoder(torch.nn.Module):
@@ -92,3 +99,45 @@ def test_plots_draw():
     axes = history_curves(hist)
     assert len(axes) == 3 and len(axes[0].lines) == 2
     matplotlib.pyplot.close("all")
+
+
+
+def test_a_label_that_is_no_class_is_one_line():
+    """Labels are class indices below 10 (both data sets have ten classes), checked before any loop over classes."""
+    from vae_tut.errors import ConfigError
+
+    codes, labels = torch.randn(5, 2), torch.tensor([0, 1, 2, 3, 10**9])
+    with pytest.raises(ConfigError) as caught:
+        latent_scatter(codes, labels)
+    assert str(caught.value) == "labels must be class indices from 0 to 9, got 1000000000"
+
+
+def _meta(x):
+    return torch.empty_like(x, device="meta")
+
+
+@pytest.mark.parametrize("kind, spoil", [("meta", _meta), ("sparse", lambda x: x.to_sparse())])
+def test_a_meta_or_sparse_tensor_is_one_line(kind, spoil):
+    """A tensor without values here (meta device) or stored sparse is refused in one line, not a torch traceback."""
+    import matplotlib.pyplot as plt
+
+    from vae_tut.errors import ConfigError
+
+    images = "images must be a float32 tensor [N, 1, 28, 28] with values in [0, 1]"
+    for name, call, good, message in [
+        ("encode", lambda x: encode(build_model("mlp", 2), x), torch.rand(3, 1, 28, 28), images),
+        ("decode", lambda x: decode(build_model("mlp", 2), x), torch.randn(3, 2),
+         "codes must be a float32 tensor [N, 2]"),
+        ("extent", lambda x: extent(x), torch.randn(3, 2), "codes must be a float32 tensor [N, *]"),
+        ("image_grid", lambda x: image_grid(x, nrow=3), torch.rand(3, 1, 28, 28), images),
+        ("latent_scatter(codes)", lambda x: latent_scatter(x, torch.arange(3)), torch.randn(3, 2),
+         "codes must be a float32 tensor [N, *]"),
+        ("latent_scatter(labels)", lambda x: latent_scatter(torch.randn(3, 2), x), torch.arange(3),
+         "integer tensor [N]"),
+    ]:
+        call(good)
+        with pytest.raises(ConfigError) as caught:
+            call(spoil(good))
+        assert str(caught.value).endswith(f"{message}, got a {kind} tensor"), (name, str(caught.value))
+        assert "\n" not in str(caught.value), name
+        plt.close("all")

@@ -1,9 +1,12 @@
-"""The parallel grid (vae_tut.parallel) with fake tasks, its time estimates, and the book build's
-extension that trains the missing grid first (_ext/train_grid.py). No training here."""
+"""The parallel grid (vae_tut.parallel, vae_tut.pool) with fake tasks, its time estimates
+(vae_tut.estimate, read back by benchmarks/report.py), and the book build's extension that trains
+the missing grid first (_ext/train_grid.py). No training here, but for `reproduce` started and
+killed on tiny synthetic data (workers must die with it)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -13,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.report import forecasts
 from vae_tut import parallel
 from vae_tut.errors import ConfigError
+from vae_tut.estimate import Progress
 from vae_tut.experiments import RunConfig, cache_dir
-from vae_tut.parallel import Task, _Progress, forecasts, missing_tasks, run_tasks
+from vae_tut.parallel import Task, missing_tasks, run_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,6 +134,140 @@ def test_ctrl_c_stops_the_workers_without_their_tracebacks(tmp_path):
     assert not _alive(int(pid_file.read_text()))
 
 
+# ---------------------------------------------------------------- workers die with `reproduce`
+
+# Run in every Python process of the subprocess (its workers too): registers the tiny synthetic
+# data set as `mnist`, as the tiny_data fixture does in this process.
+SITE = """
+import os
+if os.environ.get("VAE_TUT_TEST_MNIST_FILES"):
+    import dataclasses, json
+    from vae_tut import data
+    files = tuple(data.RawFile(*f) for f in json.loads(os.environ["VAE_TUT_TEST_MNIST_FILES"]))
+    data.DATASETS["mnist"] = dataclasses.replace(data.DATASETS["mnist"], files=files)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux: ``/proc/<pid>/task/*/children``)."""
+    found = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in path.read_text().split()]
+        except OSError:  # the thread or the process ended meanwhile
+            pass
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (dead, waiting for a parent to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _reproduce_with_running_workers(tmp_path: Path, tiny_data) -> tuple[subprocess.Popen, list[int], Path]:
+    """``python -m vae_tut reproduce --only latent --jobs 2`` in quick mode on the tiny data, returned
+    once its workers train (a first epoch was reported), with all its child processes (two workers and
+    multiprocessing's resource tracker) and the file its stderr goes to."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITE)
+    files = [[f.name, f.size, f.sha256] for f in tiny_data.info.files]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "VAE_TUT_QUICK": "1",
+           "VAE_TUT_PROGRESS": "0", "OMP_NUM_THREADS": "1", "VAE_TUT_TEST_MNIST_FILES": json.dumps(files)}
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "vae_tut", "reproduce", "--only", "latent", "--jobs", "2",
+                                 "--out", str(tmp_path / "table.md")], cwd=tmp_path, env=env,
+                                stdout=stdout, stderr=stderr, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while ": epoch 1/1," not in out.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no worker trained (exit {proc.wait()}): {err.read_text()[-2000:]}")
+        time.sleep(0.1)
+    children = _children(proc.pid)
+    assert sum("spawn_main" in _cmdline(child) for child in children) == 2, [_cmdline(c) for c in children]
+    return proc, children, err
+
+
+def _assert_all_end(proc: subprocess.Popen, children: list[int], seconds: float = 20) -> None:
+    """Every one of ``children`` is gone within ``seconds``; any left is killed (and the test fails)."""
+    deadline = time.monotonic() + seconds
+    while (left := [pid for pid in children if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"still running after {seconds} s: {[_cmdline(pid) for pid in left]}"
+    assert proc.poll() is not None
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds child processes in /proc")
+
+
+@needs_proc
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_kill_or_ctrl_c_stops_reproduce_and_its_workers_with_one_line(tmp_path, tiny_data, how):
+    proc, children = None, []
+    try:
+        proc, children, err = _reproduce_with_running_workers(tmp_path, tiny_data)
+        if how == "kill":
+            proc.send_signal(signal.SIGTERM)  # `kill PID`: to the main process only, as a service manager does
+        else:
+            os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: to the main process and its workers
+        assert proc.wait(timeout=60) == 130
+        _assert_all_end(proc, children)
+        lines = [line for line in err.read_text().splitlines() if line.strip()]
+        assert len(lines) == 1 and "reproduce: interrupted" in lines[0], lines  # no leaked-semaphore warning
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in children:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@needs_proc
+def test_workers_end_when_reproduce_is_killed_with_sigkill(tmp_path, tiny_data):
+    proc, children = None, []
+    try:
+        proc, children, _ = _reproduce_with_running_workers(tmp_path, tiny_data)
+        proc.send_signal(signal.SIGKILL)  # `kill -9` or the out-of-memory killer: no clean-up in the parent
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+        _assert_all_end(proc, children)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in children:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file whose writes fail")
+def test_reproduce_refuses_an_out_it_cannot_write_before_any_work(capsys, monkeypatch):
+    """``--out /dev/full`` opens fine but takes no byte: one line naming it, before any task is looked at."""
+    from vae_tut.cli import _write_out, main
+
+    monkeypatch.setattr(parallel, "missing_tasks", lambda *a, **k: pytest.fail("no work should start"))
+    assert main(["reproduce", "--quick", "--only", "ae", "--out", "/dev/full"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["python -m vae_tut reproduce: error: --out /dev/full cannot be written (No space left on device)"]
+    with pytest.raises(ConfigError, match=r"^--out /dev/full cannot be written \(No space left on device\)$"):
+        _write_out(Path("/dev/full"), "| table |")  # the table itself, after the work: named as well
+
+
 def test_bad_task_lists():
     with pytest.raises(ConfigError, match="distinct names"):
         run_tasks([Task("a", "", print), Task("a", "", print)], 1)
@@ -141,9 +280,9 @@ def test_bad_task_lists():
 
 # ---------------------------------------------------------------- the time left
 
-def _progress(tasks: list[Task], jobs: int = 1) -> tuple[_Progress, list[str]]:
+def _progress(tasks: list[Task], jobs: int = 1) -> tuple[Progress, list[str]]:
     lines: list[str] = []
-    return _Progress(tasks, jobs, lines.append, 0.0, default_rate=1e9), lines
+    return Progress(tasks, jobs, lines.append, 0.0, default_rate=1e9), lines
 
 
 def test_a_run_not_yet_seen_is_priced_by_its_own_flops():
@@ -275,7 +414,7 @@ def test_a_family_not_yet_seen_is_priced_at_its_calibrated_speed_times_the_load(
     cnn = Task("cnn", "", print, epochs=10, flops=100e9, family="cnn training")
     mlp = Task("mlp", "", print, epochs=5, flops=10e9, family="mlp training")
     lines: list[str] = []
-    progress = _Progress([cnn, mlp], 1, lines.append, 0.0, default_rate=1e9,
+    progress = Progress([cnn, mlp], 1, lines.append, 0.0, default_rate=1e9,
                          calibrated={"cnn training": 4e9, "mlp training": 8e9})
     assert progress.left_s() == pytest.approx(100e9 / 4e9 + 10e9 / 8e9)  # the calibrated speeds
     progress.started(cnn)

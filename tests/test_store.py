@@ -88,6 +88,44 @@ def test_read_entry_checks_fields_and_checksum(tmp_path):
         assert "\n" not in message
 
 
+TORCH_DISK_FULL = ("[enforce fail at inline_container.cc:595] . unexpected pos 64 vs 0\n"
+                   + "\n".join(f"frame #{i}: c10::Error::Error(...) + 0x{i:x}" for i in range(40)))
+
+
+@pytest.mark.parametrize("fault", ["torch.save", "write"])
+def test_a_full_disk_is_one_line_and_keeps_the_old_entry(tmp_path, monkeypatch, fault):
+    """torch.save reports a full disk as a 43-line RuntimeError, a plain write as ENOSPC: either
+    is one line naming the entry (and the bytes it needs, when they are known); the old entry stays."""
+    import errno
+
+    entry = tmp_path / "entry"
+    store.write_atomic_dir(entry, {"model.pt": b"old weights", "result.json": {"v": 1}})
+    meta = {"v": 2}
+    advice = "free some space or point $VAE_TUT_CACHE elsewhere"
+    if fault == "torch.save":
+        def full(obj, f):
+            raise RuntimeError(TORCH_DISK_FULL)
+
+        monkeypatch.setattr(store.torch, "save", full)
+        files = {"model.pt": {"w": b"x" * 1000}, "result.json": meta}
+        cause = "[enforce fail at inline_container.cc:595] . unexpected pos 64 vs 0"
+        expected = f"cannot write the cache entry {entry} ({cause}); {advice}"
+    else:
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(store.os, "fsync", full)
+        files = {"model.pt": b"x" * 1000, "result.json": meta}
+        size = 1000 + len(json.dumps(meta, indent=1, sort_keys=True))
+        expected = f"cannot write the cache entry {entry} (No space left on device); it needs {size:,} bytes; {advice}"
+    with pytest.raises(CacheError) as caught:
+        store.cached(entry, lambda s: (2, files), lambda f: 1, refresh=True)
+    assert str(caught.value) == expected
+    assert (entry / "model.pt").read_bytes() == b"old weights"
+    assert json.loads((entry / "result.json").read_text()) == {"v": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".entry.lock", "entry"]  # no half-written folder left
+
+
 def test_read_regular_refuses_fifos_links_and_endless_files(tmp_path):
     """A cache file that is a FIFO, a link (e.g. to /dev/zero) or larger than its cap is refused
     before it is read: nothing hangs and nothing is read whole."""

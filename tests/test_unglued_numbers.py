@@ -6,6 +6,8 @@ import importlib.util as util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 spec = util.spec_from_file_location("unglued_numbers", ROOT / "scripts" / "unglued_numbers.py")
 unglued_numbers = util.module_from_spec(spec)
@@ -45,3 +47,26 @@ def test_main_reports_and_fails(tmp_path, capsys):
     (tmp_path / "chapters" / "x.ipynb").write_text(json.dumps(_nb("Nothing typed.", "42.25\n")))
     assert unglued_numbers.main([str(tmp_path)]) == 0
     assert unglued_numbers.main([str(tmp_path / "missing")]) == 2
+
+
+BROKEN = {"truncated": b'{"cells": [{"cell_type": "mark', "not-utf8": b"\xff\xfe not utf-8", "no-cells": b"{}",
+          "empty-cells": b'{"cells": []}', "cell-without-type": b'{"cells": [{"source": "x"}]}',
+          "not-a-dict": b"[1, 2]"}
+
+
+@pytest.mark.parametrize("content", BROKEN.values(), ids=BROKEN.keys())
+def test_a_broken_notebook_is_one_line_naming_it(tmp_path, capsys, content):
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "a.ipynb").write_text(json.dumps(_nb("Nothing typed.", "42.25\n")))
+    (tmp_path / "chapters" / "b.ipynb").write_bytes(content)
+    assert unglued_numbers.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "chapters" / "b.ipynb") in err and "Traceback" not in err
+
+
+def test_a_missing_or_empty_chapters_folder_is_one_line(tmp_path, capsys):
+    assert unglued_numbers.main([str(tmp_path / "missing")]) == 2
+    (tmp_path / "chapters").mkdir()
+    assert unglued_numbers.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and str(tmp_path / "missing") in err[0] and str(tmp_path) in err[1]

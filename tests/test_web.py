@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import base64
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 from vae_tut import web
-from vae_tut.errors import ConfigError
+from vae_tut.errors import CacheError, ConfigError
 from vae_tut.experiments import RunConfig
 from vae_tut.models import build_model
 
@@ -48,12 +49,14 @@ def test_onnx_decoder_matches_pytorch(tmp_path, arch, z):
     assert np.abs(onnx_decode(path, codes[:1]) - want[:1]).max() <= 1e-4
 
 
-def test_decoder_entry_is_made_once_and_keyed_by_the_run(tmp_path):
+def test_decoder_entry_is_made_once_and_keyed_by_the_weights(tmp_path):
     r = fake_run("mlp", 2)
     path, meta = web.decoder_entry(r)
-    assert path.parent.name.startswith(r.config.key() + "-onnx-")
+    key, weights = web.entry_key(r)
+    assert path.parent.name == f"mlp-vae-mnist-z2-onnx-{key}" == meta["name"]
     assert path.parent.parent == web.entries_root()
-    assert meta["run"] == r.config.key() and meta["z"] == 2
+    assert meta["key"] == key and meta["weights"] == web.store.weights_checksum(r.model) == weights
+    assert meta["config"] == r.config.as_dict() and meta["z"] == 2
     fields = {k: meta[k] for k in web.ENTRY_FIELDS}
     assert meta["checksum"] == web.store.checksum(fields, path.read_bytes())  # checked on every load
     stamp = path.stat().st_mtime_ns
@@ -72,12 +75,55 @@ def test_decoder_entry_is_made_once_and_keyed_by_the_run(tmp_path):
     # another run (other seed) has another entry
     other, _ = web.decoder_entry(fake_run("mlp", 2, seed=1))
     assert other != path
+    # the same config with other weights (trained on CUDA, or changed in place) has another entry
+    with torch.no_grad():
+        next(r.model.parameters()).add_(0.5)
+    changed, _ = web.decoder_entry(r)
+    assert changed.parent.name.startswith("mlp-vae-mnist-z2-onnx-") and changed != path
 
 
-@pytest.mark.parametrize("bad", ["", "../x.onnx", "a/b.onnx", ".hidden"])
-def test_model_file_refuses_paths(bad):
-    with pytest.raises(ConfigError, match="not the name of an exported decoder"):
-        web.model_file(bad)
+def test_the_export_code_digest_is_taken_at_import(monkeypatch):
+    def no_digest_now(objects):
+        raise AssertionError("the export code's digest is taken at import, not per call")
+
+    monkeypatch.setattr(web.store, "code_version", no_digest_now)
+    assert len(web.EXPORT_CODE) == 16
+    assert web.entry_key(fake_run("mlp", 2))[0] == web.entry_key(fake_run("mlp", 2))[0]
+
+
+def _swap(a, b):
+    """Exchange the contents of the entry folders ``a`` and ``b`` (each keeps its name)."""
+    a.rename(a.with_name("swap"))
+    b.rename(a)
+    a.with_name("swap").rename(b)
+
+
+def test_an_entry_of_another_model_is_refused_in_one_line(tmp_path, monkeypatch):
+    """An MLP decoder folder swapped with the CNN's (each intact, under the other's name) is refused,
+    when it is looked up by its key (decoder_entry) and by its name (the book's extension)."""
+    monkeypatch.setattr(web, "export_decoder", lambda model, path: (Path(path).write_bytes(b"onnx"), Path(path))[1])
+    mlp, cnn = fake_run("mlp", 2), fake_run("cnn", 2)
+    mlp_file, _ = web.decoder_entry(mlp)
+    cnn_file, _ = web.decoder_entry(cnn)
+    _swap(mlp_file.parent, cnn_file.parent)
+    mlp_key, cnn_key = web.entry_key(mlp)[0], web.entry_key(cnn)[0]
+    advice = "delete it and run the chapter again"
+    for call, folder, recorded, wanted in [
+        (lambda: web.decoder_entry(mlp), mlp_file.parent, cnn_key, mlp_key),
+        (lambda: web.decoder_bytes(cnn_file.parent.name + ".onnx"), cnn_file.parent, mlp_key, cnn_key),
+        (lambda: web.load_entry(cnn_file.parent), cnn_file.parent, mlp_key, cnn_key),
+    ]:
+        with pytest.raises(CacheError) as caught:
+            call()
+        assert str(caught.value) == (f"exported decoder {folder} holds the decoder of another model "
+                                     f"(key {recorded!r}, looked up by {wanted!r}); {advice}")
+
+
+def test_model_file_refuses_paths():
+    for bad in ("", "../x.onnx", "a/b.onnx", ".hidden"):
+        with pytest.raises(ConfigError) as caught:
+            web.model_file(bad)
+        assert str(caught.value) == f"not the name of an exported decoder: {bad!r}"
 
 
 def _data(block):
@@ -191,6 +237,35 @@ def test_book_extension_copies_the_decoders_a_page_names(tmp_path, shared_decode
     assert (latent_web.STATIC / "vae_explorer.js").exists() and (latent_web.STATIC / "vae_explorer.css").exists()
 
 
+def test_book_extension_warns_in_one_line_and_copies_no_damaged_decoder(tmp_path, monkeypatch):
+    """A decoder that fails its checksum (here: its ONNX file changed after it was written) is not
+    copied into the build, a copy left there by an earlier build is removed, and one warning says why."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
+    try:
+        import latent_web
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(web, "export_decoder", lambda model, path: (Path(path).write_bytes(b"onnx"), Path(path))[1])
+    source, _ = web.decoder_entry(fake_run("mlp", 2))
+    name = source.parent.name + ".onnx"
+    warnings = []
+    monkeypatch.setattr(latent_web.logger, "warning", lambda text, *args: warnings.append(text % args))
+    app = SimpleNamespace(outdir=str(tmp_path / "html"), config=SimpleNamespace(vae_ort_staged=True),
+                          add_js_file=lambda name, **kw: None, add_css_file=lambda name, **kw: None)
+    page = {"body": f'<div class="vae-explorer" data-vae-model="{name}"></div>'}
+    copied = tmp_path / "html" / "_static" / web.MODELS_FOLDER / name
+    latent_web._page(app, "chapters/05", "page.html", page, None)
+    assert copied.read_bytes() == b"onnx" and warnings == []
+    source.write_bytes(b"onnz")
+    latent_web._page(app, "chapters/05", "page.html", page, None)
+    assert not copied.exists()
+    assert warnings == [f"latent_web: chapters/05: exported decoder {source.parent}: decoder.onnx or meta.json does "
+                        "not match its checksum (changed or corrupted after it was written); delete it and run the "
+                        "chapter again (not copied)"]
+
+
 def test_explorer_without_onnx_shows_the_static_picture_only(monkeypatch):
     def missing(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'onnxscript'")
@@ -201,3 +276,34 @@ def test_explorer_without_onnx_shows_the_static_picture_only(monkeypatch):
     assert "data-vae-model" not in block.markup and block.data["model"] is None
     assert '<div class="vae-static"><img' in block.markup
     assert "onnx is not installed" in repr(block)
+
+
+def _static_only(monkeypatch):
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'onnxscript'")
+
+    monkeypatch.setattr(web, "decoder_entry", missing)
+
+
+def test_class_names_cannot_break_the_page(monkeypatch):
+    """Text in the page's JSON block has <, > and & escaped (\\u003c, ...): a class name holding
+    </script> or <!--<script> cannot end the block or open another, and reads back unchanged."""
+    _static_only(monkeypatch)
+    names = ["</script><script>alert(1)</script>", "<!--<script>", "a & b", "x > y", *map(str, range(4, 10))]
+    images, labels = _images()
+    block = web.explorer(fake_run("mlp", 2), images, labels, class_names=names)
+    inner = block.markup.split('class="vae-explorer-data">', 1)[1].split("</script>", 1)[0]
+    assert not {"<", ">", "&"} & set(inner)
+    assert "\\u003c/script\\u003e" in inner and "\\u003c!--\\u003cscript\\u003e" in inner and "a \\u0026 b" in inner
+    assert [c["name"] for c in json.loads(inner)["classes"]] == names == [c["name"] for c in block.data["classes"]]
+    assert _data(block) == block.data
+
+
+def test_a_label_that_is_no_class_is_one_line(monkeypatch):
+    """A label of 10**8 used to make 10**8 class names (out of memory); labels are class indices below 10."""
+    _static_only(monkeypatch)
+    images, labels = _images(6)
+    labels[2] = 10**8
+    with pytest.raises(ConfigError) as caught:
+        web.explorer(fake_run("mlp", 2), images, labels)
+    assert str(caught.value) == "labels must be class indices from 0 to 9, got 100000000"

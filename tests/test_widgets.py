@@ -57,3 +57,13 @@ def test_widget_has_controls_and_output():
     assert len(controls.children) == 3
     (saved,) = output.outputs  # the drawing is kept in the widget state: the static page shows it
     assert saved["data"]["image/png"].startswith("iVBOR")  # base64 of the PNG signature
+
+
+def test_a_label_that_is_no_class_is_one_line():
+    from vae_tut.errors import ConfigError
+
+    codes, labels = _codes(5)
+    labels[-1] = 10**8
+    with pytest.raises(ConfigError) as caught:
+        LatentExplorer(build_model("mlp", 2), codes, labels)
+    assert str(caught.value) == "labels must be class indices from 0 to 9, got 100000000"

@@ -5,7 +5,9 @@ Modules, one concern each (the README's module table says which chapter uses whi
 - data: MNIST and Fashion-MNIST as tensors, from files checked against their SHA-256
 - models, losses, train: the report's networks, the negative ELBO, the training loop
 - experiments, store, parallel: named runs of the report's grid, the cache that keeps them,
-  the grid in worker processes
+  the grid's missing work as tasks
+- pool, estimate: worker processes that stop together (on an error, Ctrl-C, ``kill``, or
+  their parent's death), and the grid's time estimate and progress lines
 - latent, analysis, classifier, evaluate, likelihood: encoding and decoding, how a model
   uses its latent space, the classifier verdict on samples, log-likelihood estimates
 - plots, figures, schematics, report, widgets, web: the chapters' figures, tables,

@@ -28,9 +28,10 @@ import torch
 from torch import nn
 
 from . import store, validation
-from .data import DATASETS, check_images, load_dataset
+from .data import DATASETS, load_dataset
 from .errors import CacheError
 from .experiments import QUICK_TRAIN_SIZE
+from .validation import images as check_images
 
 EPOCHS = 3
 N_CLASSES = 10
@@ -99,7 +100,8 @@ def _fit(dataset: str, quick: bool, seed: int = 0) -> tuple[nn.Module, float]:
 
 def load_classifier(dataset: str = "mnist") -> Classifier:
     """The cached classifier of ``dataset``, trained on first use (about a minute on a laptop CPU;
-    quick mode, ``$VAE_TUT_QUICK=1``: the first 2,048 training images only)."""
+    quick mode, ``$VAE_TUT_QUICK=1``: the first 2,048 training images only). Its cache key holds
+    the data set, quick mode, :data:`CODE_VERSION` and the torch version."""
     from .experiments import cache_dir, quick_mode
 
     validation.one_of(dataset, DATASETS, "dataset")
@@ -109,7 +111,8 @@ def load_classifier(dataset: str = "mnist") -> Classifier:
             "dataset": dataset,
             "quick": quick,
             "epochs": EPOCHS,
-            "code": store.code_version([sys.modules[__name__], load_dataset]),
+            "code": CODE_VERSION,
+            "torch": torch.__version__,
         }
     )
     folder = cache_dir() / "classifier" / f"{dataset}-{digest}"
@@ -156,3 +159,8 @@ def verdict(probs: torch.Tensor) -> SampleQuality:
 def sample_quality(images: torch.Tensor, dataset: str = "mnist") -> SampleQuality:
     """The classifier verdict on ``images`` (any batch of [N, 1, 28, 28] images in [0, 1])."""
     return verdict(class_probabilities(images, dataset))
+
+
+# The code that makes a classifier (this module and the data loading), hashed once at import as a
+# run's is: an edit made to the file later cannot change the key of the code that runs.
+CODE_VERSION: str = store.code_version([sys.modules[__name__], load_dataset])

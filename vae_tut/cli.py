@@ -1,4 +1,4 @@
-"""The command line: ``python -m vae_tut {data,train,reproduce}`` (see the book's introduction).
+"""The command line: ``python -m vae_tut {data,train,reproduce,publish}`` (see the book's introduction).
 
 Bad arguments and bad files end with one line on stderr and exit status 2.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser for all three sub-commands."""
+    """The parser for all four sub-commands."""
     from .data import DATASETS
     from .experiments import GRIDS
     from .models import ARCHS, KINDS
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes training at once (default: one single-thread worker per core)",
     )
     _add_run_options(rep)
+
+    pub = sub.add_parser("publish", help="write the cached runs and their index.json to DIR for readers to fetch")
+    pub.add_argument("dir", metavar="DIR", help="folder to write (the book's workflow: _build/html/runs)")
     return parser
 
 
@@ -109,7 +113,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     result = run(config, retrain=args.retrain, device=args.device)
     s = result.summary()
-    print(f"{s['run']}{' (from cache)' if s['cached'] else ''}")
+    print(f"{s['run']}{' (fetched)' if result.origin == 'fetched' else ' (from cache)' if s['cached'] else ''}")
     for split in ("train", "test"):
         m = s[split]
         print(f"  {split:5s}  recon {m['recon']:8.2f}  kl {m['kl']:7.2f}  total {m['total']:8.2f}")
@@ -130,8 +134,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _check_writable(path: Path) -> None:
-    """Fail before any training if the results table could not be written to ``path``: open it
-    for appending (which writes nothing), and remove it again if it was not there before."""
+    """Fail in one line naming ``path`` before any training if the results table could not be
+    written there: append one probe byte (a full disk or ``/dev/full`` refuses it), then
+    truncate the file back to its size, or remove it if it was not there before (Appendix:
+    reproducing the report)."""
     from .errors import ConfigError
     from .store import reason
 
@@ -142,33 +148,69 @@ def _check_writable(path: Path) -> None:
         if not folder.is_dir():
             raise ConfigError(f"--out {path}: the folder {folder} does not exist")
         existed = path.exists()
-        with open(path, "a"):
-            pass
+        # non-blocking: a FIFO without a reader is refused at once instead of waiting for one
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
+        try:
+            info = os.fstat(fd)
+            os.write(fd, b"\n")
+            if stat.S_ISREG(info.st_mode):
+                os.ftruncate(fd, info.st_size)
+        finally:
+            os.close(fd)
         if not existed:
             path.unlink()
     except OSError as err:
         raise ConfigError(f"--out {path} cannot be written ({reason(err)})") from None
 
 
+def _write_out(path: Path, text: str) -> None:
+    """Write the results table to ``path``; a failure is one line naming it."""
+    from .errors import ConfigError
+    from .store import reason
+
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as err:
+        raise ConfigError(f"--out {path} cannot be written ({reason(err)})") from None
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .experiments import grid, run
+    from .experiments import cache_dir, grid, run
     from .parallel import available_cores, check_jobs, missing_tasks, run_tasks
+    from .pool import sigterm_as_interrupt
+    from .remote import count_origins
     from .report import results_table
+    from .train import resolve_device
 
     out = Path(args.out)
     _check_writable(out)
     jobs = available_cores() if args.jobs is None else check_jobs(args.jobs)
-    # the grid's missing runs and (whole grid) chapters 5 and 10's estimates, so the book only reads them
-    run_tasks(
-        missing_tasks(args.only, device=args.device, retrain=args.retrain),
-        jobs,
-        say=lambda line: print(line, flush=True),
-    )
-    runs = {name: run(config, device=args.device) for name, config in grid(args.only).items()}
+    dev = resolve_device(args.device)
+    folders = {cache_dir() / config.resolved(dev).key(dev) for config in grid(args.only).values()}
+    before = set() if args.retrain else {folder for folder in folders if folder.is_dir()}
+    with sigterm_as_interrupt():  # `kill PID` stops the workers as Ctrl-C does
+        # the grid's missing runs and (whole grid) chapters 5 and 10's estimates, so the book only reads them
+        run_tasks(
+            missing_tasks(args.only, device=args.device, retrain=args.retrain),
+            jobs,
+            say=lambda line: print(line, flush=True),
+        )
+        runs = {name: run(config, device=args.device) for name, config in grid(args.only).items()}
     table = results_table(runs)
-    out.write_text(table)
+    _write_out(out, table)
     print(table)
+    counts = count_origins(folders, before)
+    print(f"runs: {counts['trained']} trained here, {counts['fetched']} fetched, {counts['cached']} from the cache")
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from .remote import publish, published_bytes
+
+    count = publish(args.dir)
+    print(f"published {count} entries ({published_bytes(args.dir) / 1e6:.1f} MB) to {args.dir}")
     return 0
 
 
@@ -190,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"data": _cmd_data, "train": _cmd_train, "reproduce": _cmd_reproduce}
+    commands = {"data": _cmd_data, "train": _cmd_train, "reproduce": _cmd_reproduce, "publish": _cmd_publish}
     try:
         _read_flags(quick=getattr(args, "quick", False))
         return commands[args.command](args)

@@ -34,7 +34,6 @@ from .errors import DataError
 from .validation import env_flag, one_of
 
 SPLITS = ("train", "test")
-IMAGE_SHAPE = (1, 28, 28)  # one channel of 28 x 28 pixels, the shape of both data sets
 N_PIXELS = 28 * 28
 TRAIN_SIZE = 60_000  # training images in either data set (the test split has 10,000)
 
@@ -212,31 +211,6 @@ def check_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def check_images(images: object, what: str = "images") -> torch.Tensor:
-    """Return ``images`` if it is a float tensor ``[N, 1, 28, 28]`` in [0, 1] with N >= 1, else
-    raise :class:`~vae_tut.errors.ConfigError` saying what is wrong (chapter 1 shows the format)."""
-    from .errors import ConfigError
-
-    want = f"{what} must be a float32 tensor [N, 1, 28, 28] with values in [0, 1]"
-    if not isinstance(images, torch.Tensor):
-        hint = " (torch.as_tensor(x).float() converts a numpy array)" if type(images).__module__ == "numpy" else ""
-        raise ConfigError(f"{want}, got a {type(images).__module__}.{type(images).__name__}{hint}")
-    if not images.is_floating_point():
-        raise ConfigError(f"{want}, got {images.dtype} (divide 0..255 pixels by 255.0)")
-    if images.dtype != torch.float32:
-        raise ConfigError(f"{want}, got {images.dtype} (images.float() converts them)")
-    if tuple(images.shape[1:]) != IMAGE_SHAPE or images.dim() != 4:
-        raise ConfigError(f"{want}, got shape {list(images.shape)}")
-    if len(images) == 0:
-        raise ConfigError(f"{want}, got no images")
-    lo, hi = images.min().item(), images.max().item()
-    if not (0.0 <= lo and hi <= 1.0):  # also false for NaN
-        raise ConfigError(
-            f"{want}, got values from {lo:g} to {hi:g}" + (" (divide 0..255 pixels by 255.0)" if hi > 1.0 else "")
-        )
-    return images
 
 
 def download_allowed() -> bool:

@@ -38,10 +38,11 @@ from typing import NamedTuple, Protocol
 import torch
 
 from . import validation
-from .data import IMAGE_SHAPE, N_PIXELS
+from .data import N_PIXELS
 from .errors import ConfigError
-from .losses import check_c, check_likelihood, check_pixels, gaussian_log_constant, kl_per_dimension
+from .losses import check_c, check_likelihood, gaussian_log_constant, kl_per_dimension
 from .train import eval_mode, has_convolutions, keep_freed_memory
+from .validation import IMAGE_SHAPE
 
 MAX_VALUES = 2**28  # at most 1 GiB of float32 log weights or noise in one call
 DEFAULT_MAX_DECODES = 500  # decoder evaluations per forward pass: ~0.2 GB for the CNN decoder
@@ -58,25 +59,16 @@ class LatentModel(Protocol):
 
 
 def check_k(k: object, name: str = "k") -> int:
-    """Return ``k`` if it is a whole number >= 1, else raise :class:`ConfigError`."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"{name} must be a whole number >= 1, got {k!r}")
-    return k
+    """``k`` if it is a whole number >= 1 (:func:`~vae_tut.validation.whole`)."""
+    return validation.whole(k, name, 1)
 
 
 def check_images(images: object) -> torch.Tensor:
-    """Return ``images`` if it is a non-empty float tensor ``[N, ...]`` of finite numbers, else raise
-    :class:`ConfigError`. Images in the book's format ``[N, 1, 28, 28]`` must also lie in [0, 1]; other
-    shapes (chapter 10's toy model scores points of the real line) may hold any finite value."""
-    if not isinstance(images, torch.Tensor) or images.dim() < 2 or len(images) == 0:
-        raise ConfigError("images must be a non-empty tensor [N, ...] (one image per row)")
-    if not images.is_floating_point():
-        raise ConfigError(f"images must be a float tensor, got {images.dtype} (divide 0..255 pixels by 255.0)")
-    if tuple(images.shape[1:]) == IMAGE_SHAPE:
-        return check_pixels(images)
-    if not bool(torch.isfinite(images).all()):
-        raise ConfigError("images must hold finite numbers, got NaN or infinite values")
-    return images
+    """What the estimators score (:func:`~vae_tut.validation.images`): any float ``[N, ...]``; images
+    in the book's format must lie in [0, 1], other shapes (chapter 10's toy model scores points of
+    the real line) may hold any finite value."""
+    book = isinstance(images, torch.Tensor) and tuple(images.shape[1:]) == IMAGE_SHAPE
+    return validation.images(images, shape=None, float32=False, unit=book)
 
 
 def check_memory(n_values: int, what: str) -> None:

@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import data, losses, models, store, train, validation
+from . import data, losses, models, remote, store, train, validation
 from .data import DATASETS, load_dataset
 from .errors import CacheError, ConfigError
 from .losses import KL_VARIANTS, check_c, check_kl_variant, check_likelihood
-from .models import ARCHS, KINDS, MLP_HIDDEN, build_model, check_hidden, check_latent_dim
+from .models import MLP_HIDDEN, build_model, check_latent_dim
 
 DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
 # bfloat16 autocast makes the CNN faster only on hardware with bf16 units (there its final
@@ -75,27 +75,17 @@ class RunConfig:
     hidden: int = MLP_HIDDEN
 
     def __post_init__(self) -> None:
-        validation.one_of(self.arch, ARCHS, "architecture")
         validation.one_of(self.dataset, DATASETS, "dataset")
-        validation.one_of(self.kind, KINDS, "model kind")
         check_latent_dim(self.z)
         object.__setattr__(self, "c", check_c(self.c))  # stored as a float
+        models.check_combination(
+            self.arch, self.kind, self.hidden, check_likelihood(self.likelihood), check_kl_variant(self.kl_variant)
+        )
         lr = DEFAULT_LR[self.arch] if self.lr is None else self.lr
         train.check_settings(self.c, lr, self.batch_size, self.epochs, self.seed)
         object.__setattr__(self, "lr", float(lr))
         precision = DEFAULT_PRECISION[self.arch] if self.precision is None else self.precision
         object.__setattr__(self, "precision", train.check_precision(precision))
-        check_likelihood(self.likelihood)
-        check_kl_variant(self.kl_variant)
-        check_hidden(self.hidden)
-        if self.hidden != MLP_HIDDEN and self.arch != "mlp":
-            raise ConfigError("the hidden width applies to the MLP only")
-        if self.kind == "ae" and (self.kl_variant != "exact" or self.likelihood != "gaussian"):
-            raise ConfigError("an autoencoder has no KL term and a Gaussian decoder only")
-        if self.likelihood == "gaussian-learned" and self.kind != "vae":
-            raise ConfigError("only a VAE can learn its decoder variance")
-        if self.kind == "cvae" and self.arch != "mlp":
-            raise ConfigError("the conditional VAE is built on the MLP networks only")
         if self.train_size is not None:
             validation.whole(self.train_size, "train size", 1, data.TRAIN_SIZE)
 
@@ -159,7 +149,7 @@ def data_table() -> dict[str, Any]:
     SHA-256), the image shape, the training-set size and quick mode's sizes."""
     return {
         "files": {name: [dataclasses.astuple(f) for f in info.files] for name, info in DATASETS.items()},
-        "image_shape": list(data.IMAGE_SHAPE),
+        "image_shape": list(validation.IMAGE_SHAPE),
         "train_size": data.TRAIN_SIZE,
         "quick": [QUICK_EPOCHS, QUICK_TRAIN_SIZE, QUICK_TEST_SIZE],
     }
@@ -274,7 +264,11 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 @dataclass
 class Run:
-    """A finished run: its (resolved) config, trained model in eval mode, history and metrics."""
+    """A finished run: its (resolved) config, trained model in eval mode, history and metrics.
+
+    ``origin`` says where this call got it: ``trained`` here now, read from the run ``cache``, or
+    ``fetched`` from the published runs now (:mod:`vae_tut.remote`; chapter 2, the Performance appendix).
+    """
 
     config: RunConfig
     model: nn.Module
@@ -284,6 +278,11 @@ class Run:
     seconds: float
     from_cache: bool
     checksum: str = ""  # SHA-256 of the entry's weights and numbers: keys what is computed from this run
+    origin: str = ""  # "trained", "cached" or "fetched"; empty: from from_cache
+
+    def __post_init__(self) -> None:
+        if not self.origin:
+            self.origin = "cached" if self.from_cache else "trained"
 
     def summary(self) -> dict[str, Any]:
         """Final train/test numbers, seconds and the quick flag, for tables and ``--json``."""
@@ -416,8 +415,16 @@ def run(
     precision is resolved for ``device``. An interrupted training run resumes
     from its last finished epoch when called again; two processes asking for
     the same run train it once. ``on_epoch`` receives each finished epoch's
-    history row (the parallel grid reports progress with it).
+    history row (the parallel grid reports progress with it). A run the cache
+    lacks is first fetched from the published runs when a URL is set
+    (:mod:`vae_tut.remote`), except with ``retrain``; ``Run.origin`` says which happened.
     """
+    if not isinstance(config, RunConfig):
+        shown = f" {config!r:.60}" if isinstance(config, (str, int, float)) else ""
+        raise ConfigError(
+            "config must be a RunConfig (e.g. RunConfig(arch='mlp') or grid()['mlp-mnist']), "
+            f"got a {type(config).__name__}{shown}"
+        )
     dev = train.resolve_device(device)
     config = config.resolved(dev)
     folder = cache_dir(cache) / config.key(dev)
@@ -427,6 +434,8 @@ def run(
         lambda entry: _load_entry(entry, config, dev.type),
         refresh=retrain,
     )
+    if remote.take_fetched(folder):
+        value.origin = "fetched"
     return value
 
 

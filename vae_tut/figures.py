@@ -21,10 +21,11 @@ from torch import nn
 
 from . import validation
 from .analysis import prior_samples
-from .data import IMAGE_SHAPE, check_images
 from .errors import ConfigError
 from .latent import decode, encode, extent, interpolate, normal_quantile_codes
 from .plots import image_grid, latent_scatter
+from .validation import IMAGE_SHAPE
+from .validation import images as check_images
 
 PAD = 1  # pixels between the images of a grid (the default of :func:`vae_tut.plots.image_grid`)
 

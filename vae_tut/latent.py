@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import check_images
 from .errors import ConfigError
 from .train import eval_mode
 from .validation import codes as check_codes
 from .validation import finite, positive, tensor, whole
+from .validation import images as check_images
 
 
 def _latent_dim(model: nn.Module) -> int | None:

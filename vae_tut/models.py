@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import validation
-from .data import IMAGE_SHAPE, N_PIXELS
+from .data import N_PIXELS
 from .errors import ConfigError
-from .validation import one_of, whole
+from .validation import IMAGE_SHAPE, one_of, whole
 
 ARCHS = ("mlp", "cnn")
 KINDS = ("vae", "ae", "cvae")
@@ -33,12 +33,12 @@ def check_latent_dim(z: object) -> int:
 
 def _check_images(x: object) -> torch.Tensor:
     """What ``encode`` takes: a non-empty, finite float32 tensor of images [N, 1, 28, 28]."""
-    return validation.tensor(x, "the encoder's images", (None, *IMAGE_SHAPE))
+    return validation.images(x, "the encoder's images", unit=False)
 
 
 def _check_codes(z: object, latent_dim: int) -> torch.Tensor:
     """What ``decode`` takes: a non-empty, finite float32 tensor of codes [N, latent_dim]."""
-    return validation.tensor(z, "the decoder's codes", (None, latent_dim))
+    return validation.codes(z, "the decoder's codes", latent_dim)
 
 
 MLP_HIDDEN = 10  # the third hidden layer of the report's printed MLP (its text says 20)
@@ -212,14 +212,9 @@ class ConditionalVAE(VAE):
     def _onehot(self, labels: torch.Tensor) -> torch.Tensor:
         return F.one_hot(labels, self.n_classes).float()
 
-    def _checked_onehot(self, labels: torch.Tensor) -> torch.Tensor:
-        if labels.dtype != torch.int64 or labels.dim() != 1:
-            raise ConfigError(
-                f"labels must be an int64 tensor [N] of class indices, got {labels.dtype} {list(labels.shape)}"
-            )
-        if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < self.n_classes):
-            raise ConfigError(f"labels must be class indices from 0 to {self.n_classes - 1}")
-        return self._onehot(labels)
+    def _checked_onehot(self, labels: object) -> torch.Tensor:
+        n = len(labels) if isinstance(labels, torch.Tensor) and labels.dim() == 1 else 0
+        return self._onehot(validation.labels(labels, n, classes=self.n_classes).long())
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         """Mean and variance of q(z|x, y)."""
@@ -260,6 +255,23 @@ class Autoencoder(nn.Module):
         return VAEOutput(self.decoder(z), z, None, z)  # unchecked, as in VAE.forward
 
 
+def check_combination(
+    arch: object, kind: object, hidden: object = MLP_HIDDEN, likelihood: str = "gaussian", kl_variant: str = "exact"
+) -> None:
+    """The one place that says which settings go together (:func:`build_model` and
+    :class:`~vae_tut.experiments.RunConfig` ask it); a one-line :class:`ConfigError` names the clash."""
+    one_of(arch, ARCHS, "architecture")
+    one_of(kind, KINDS, "model kind")
+    if check_hidden(hidden) != MLP_HIDDEN and arch != "mlp":
+        raise ConfigError("the hidden width applies to the MLP only")
+    if kind == "cvae" and arch != "mlp":
+        raise ConfigError("the conditional VAE is built on the MLP networks only")
+    if kind == "ae" and (kl_variant != "exact" or likelihood != "gaussian"):
+        raise ConfigError("an autoencoder has no KL term and a Gaussian decoder only")
+    if likelihood == "gaussian-learned" and kind != "vae":
+        raise ConfigError("only a VAE can learn its decoder variance")
+
+
 def build_model(
     arch: str = "mlp", latent_dim: int = 2, kind: str = "vae", hidden: int = MLP_HIDDEN, learn_c: bool = False
 ) -> nn.Module:
@@ -268,21 +280,13 @@ def build_model(
     ``hidden`` is the MLP's third hidden width; the CNN has no such layer. ``learn_c``
     gives a VAE a learned decoder variance (``log_c``, chapter 9).
     """
-    if validation.flag(learn_c, "learn_c") and kind != "vae":
-        raise ConfigError("only a VAE can learn its decoder variance")
-    one_of(arch, ARCHS, "architecture")
-    one_of(kind, KINDS, "model kind")
+    check_combination(arch, kind, hidden, "gaussian-learned" if validation.flag(learn_c, "learn_c") else "gaussian")
     z = check_latent_dim(latent_dim)
-    hidden = check_hidden(hidden)
     if kind == "cvae":
-        if arch != "mlp":
-            raise ConfigError("the conditional VAE is built on the MLP networks only")
         return ConditionalVAE(FCEncoder(z, None, hidden, N_CLASSES), FCDecoder(z, hidden, N_CLASSES), z)
     if arch == "mlp":
         enc, dec = FCEncoder(z, None if kind == "vae" else z, hidden), FCDecoder(z, hidden)
     else:
-        if hidden != MLP_HIDDEN:
-            raise ConfigError("the hidden width applies to the MLP only")
         enc, dec = CNNEncoder(z, None if kind == "vae" else z), CNNDecoder(z)  # type: ignore[assignment]
     return VAE(enc, dec, z, learn_c) if kind == "vae" else Autoencoder(enc, dec, z)
 

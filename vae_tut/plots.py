@@ -15,11 +15,11 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from .data import check_images
 from .errors import ConfigError
 from .validation import class_names as check_class_names
 from .validation import codes as check_codes
 from .validation import finite, one_of, pair, positive, whole
+from .validation import images as check_images
 from .validation import labels as check_labels
 
 CLASS_COLOURS = "tab10"  # one colour per class, in every scatter and in the in-browser explorers

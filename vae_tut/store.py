@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import io
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from .errors import CacheError, DataError
+from .errors import CacheError, ConfigError, DataError
 from .validation import finite, one_of
 
 T = TypeVar("T")
@@ -48,12 +49,15 @@ def reason(err: OSError) -> str:
 def root(kind: str, override: str | os.PathLike | None = None) -> Path:
     """The folder for ``kind`` (``data`` or ``runs``): ``override``, else its variable, else the user cache.
 
-    An empty ``override`` or variable means the default, the same for both. A path that is a
-    file, a broken symbolic link or cannot be looked at (e.g. a name over 255 characters) is a
-    one-line :class:`DataError` (data) or :class:`CacheError` (runs).
+    An empty ``override`` or variable means the default, the same for both; an ``override`` that is
+    no path (e.g. a number) is a one-line :class:`ConfigError`. A path that is a file, a broken
+    symbolic link or cannot be looked at (e.g. a name over 255 characters) is a one-line
+    :class:`DataError` (data) or :class:`CacheError` (runs).
     """
     kind = one_of(kind, ROOTS, "root")
     variable = ROOTS[kind]
+    if override is not None and not isinstance(override, (str, os.PathLike)):
+        raise ConfigError(f"the {kind} folder must be a path (str or pathlib.Path), got {type(override).__name__}")
     if override is not None and os.fspath(override) != "":
         path = Path(override).expanduser()
     elif os.environ.get(variable):
@@ -79,25 +83,35 @@ def root(kind: str, override: str | os.PathLike | None = None) -> Path:
 # ---------------------------------------------------------------- writing
 
 
+def _encoded(name: str, content: Any) -> bytes:
+    """The bytes of one file of an entry: ``content`` itself, JSON (``*.json``) or ``torch.save``'s."""
+    if isinstance(content, bytes):
+        return content
+    if name.endswith(".json"):
+        return json.dumps(content, indent=1, sort_keys=True).encode()
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
+
+
 def write_atomic_dir(final: Path, files: dict[str, Any]) -> None:
     """Write ``files`` as the folder ``final``: name -> bytes, a JSON-able value (``*.json``) or a torch object.
 
     The files are written and synced in a fresh temporary folder beside ``final``,
     which is then renamed into place: a reader sees the whole entry or none.
-    An existing ``final`` is replaced.
+    An existing ``final`` is replaced, and survives a write that fails (e.g. a full
+    disk), which is a one-line :class:`CacheError` naming ``final`` and the bytes it needs.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{final.name}-"))
+    blobs: dict[str, bytes] = {}
+    tmp = None
     try:
-        for name, content in files.items():
+        blobs = {name: _encoded(name, content) for name, content in files.items()}
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{final.name}-"))
+        for name, blob in blobs.items():
             with open(tmp / name, "wb") as handle:
-                if isinstance(content, bytes):
-                    handle.write(content)
-                elif name.endswith(".json"):
-                    handle.write(json.dumps(content, indent=1, sort_keys=True).encode())
-                else:
-                    torch.save(content, handle)
+                handle.write(blob)
                 handle.flush()
                 os.fsync(handle.fileno())
         if final.exists():
@@ -105,8 +119,18 @@ def write_atomic_dir(final: Path, files: dict[str, Any]) -> None:
             final.rename(old / final.name)
             shutil.rmtree(old, ignore_errors=True)
         tmp.rename(final)
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as a RuntimeError
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        cause = reason(err) if isinstance(err, OSError) else (str(err).strip().splitlines() or [""])[0][:200]
+        size = f"; it needs {sum(map(len, blobs.values())):,} bytes" if len(blobs) == len(files) else ""
+        raise CacheError(
+            f"cannot write the cache entry {final} ({cause or type(err).__name__}){size}; "
+            "free some space or point $VAE_TUT_CACHE elsewhere"
+        ) from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -132,12 +156,16 @@ def _canonical(node: object) -> str:
 
     ``ast.dump`` is not: 3.12 added ``type_params`` to functions and classes and
     3.13 leaves empty fields out. Here every empty field (``None``, ``[]``) is left
-    out, as are ``type_comment`` and a constant's ``kind`` (the ``u`` prefix).
+    out, as are ``type_comment`` and a constant's ``kind`` (the ``u`` prefix). 3.12 alone
+    ends a nested format spec (``f"{a:>{w}}"``) with an empty string constant: empty
+    strings are left out of an f-string's parts (no other version writes one there).
     """
     if isinstance(node, ast.AST):
         parts = [type(node).__name__]
         for name in node._fields:
             value = getattr(node, name, None)
+            if isinstance(node, ast.JoinedStr) and name == "values":
+                value = [v for v in node.values if not (isinstance(v, ast.Constant) and v.value == "")]
             if name in ("type_comment", "kind") or value is None or value == []:
                 continue
             parts.append(f"{name}={_canonical(value)}")
@@ -218,7 +246,7 @@ def read_entry(
     try:
         meta = json.loads(read_regular(entry / meta_name, MAX_ENTRY_BYTES))
         blob = read_regular(entry / blob_name, MAX_ENTRY_BYTES)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: JSON nested too deep
         raise CacheError(f"{what} {entry} is unreadable ({type(err).__name__}); {advice}") from None
     except CacheError as err:
         raise CacheError(f"{what} {entry} is unreadable ({err}); {advice}") from None
@@ -245,7 +273,7 @@ def _cache_write_error(path: Path, err: OSError) -> CacheError:
     )
 
 
-def _lock(path: Path, timeout: float | None = None):
+def _lock(path: Path, timeout: float | None = None) -> Any:
     """Hold the lock file ``path``: at once if it is free, else after a line on stderr saying whose
     turn it is; a :class:`CacheError` naming the file if it cannot be created or stays held ``timeout`` s."""
     from filelock import FileLock, Timeout
@@ -298,12 +326,14 @@ def cached(
     the files of the entry (see :func:`write_atomic_dir`). ``scratch`` is a folder
     that survives an interruption (for resume checkpoints) and is removed once
     the entry is written. ``load(folder)`` reads a finished entry and raises
-    :class:`CacheError` for a damaged one. With ``refresh=True`` an existing entry
-    is computed again. The work runs under a lock file beside the entry, so a
-    second process asking for the same entry waits (at most ``timeout`` seconds,
-    default :data:`LOCK_TIMEOUT`) and then reads what the first one wrote. An entry
-    that fails to load without the lock is read once more under it before the
-    error is believed: another process may have been replacing it.
+    :class:`CacheError` for a damaged one. A missing entry of the runs root is first
+    fetched from the published runs when a URL is set (:func:`vae_tut.remote.fetch`); one
+    that fails its ``load`` is one line, deleted and computed. With ``refresh=True`` an
+    existing entry is computed again and nothing is fetched. The work runs under a lock
+    file beside the entry, so a second process asking for the same entry waits (at most
+    ``timeout`` seconds, default :data:`LOCK_TIMEOUT`) and then reads what the first one
+    wrote. An entry that fails to load without the lock is read once more under it
+    before the error is believed: another process may have been replacing it.
     """
     folder = Path(folder)
     if not refresh:
@@ -319,21 +349,40 @@ def cached(
                 return load(folder), True
             except OSError as err:
                 raise CacheError(f"cache entry {folder} is unreadable ({reason(err)}); delete it") from None
+        if not refresh and _fetched(folder):
+            try:
+                return load(folder), True
+            except (CacheError, OSError) as err:
+                # the loader's advice ("delete it ...") is what happens here: leave it out
+                detail = str(err).rsplit("; ", 1)[0] if isinstance(err, CacheError) else f"{folder}: {reason(err)}"
+                note(f"note: a fetched entry failed its check ({detail}); computing it here instead")
+                shutil.rmtree(folder, ignore_errors=True)
+                from . import remote
+
+                remote.take_fetched(folder)
         scratch = folder.with_name(f".partial-{folder.name}")
         if refresh:
             shutil.rmtree(scratch, ignore_errors=True)
         value, files = compute(scratch)
-        try:
-            write_atomic_dir(folder, files)
-        except OSError as err:
-            raise CacheError(
-                f"cannot write the cache entry {folder} ({reason(err)}); "
-                "free some space or point $VAE_TUT_CACHE elsewhere"
-            ) from None
+        write_atomic_dir(folder, files)
         shutil.rmtree(scratch, ignore_errors=True)
         return value, False
     finally:
         lock.release()
+
+
+def _fetched(folder: Path) -> bool:
+    """Whether :func:`vae_tut.remote.fetch` brought ``folder`` from the published runs (an entry
+    of the runs root only; chapter 2 and the README's "published runs")."""
+    try:
+        runs = root("runs")
+    except CacheError:
+        return False
+    if runs not in folder.parents:
+        return False
+    from . import remote
+
+    return remote.fetch(folder, runs)
 
 
 def note(message: str) -> None:

@@ -29,11 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import check_images
+from . import validation
 from .errors import ConfigError, TrainingDiverged
-from .losses import binarize, check_c, check_kl_variant, check_likelihood, step_terms
+from .losses import LossTerms, binarize, check_c, check_kl_variant, check_likelihood, step_terms
 from .models import VAE, Autoencoder
 from .validation import env_flag, one_of, positive, whole
+from .validation import images as check_images
 from .validation import seed as check_seed
 
 ADVICE = "the training diverged: try a smaller learning rate or a larger c"
@@ -108,11 +109,9 @@ def check_labels(model: nn.Module, labels: object, n: int) -> torch.Tensor | Non
         if labels is not None:
             raise ConfigError("labels are for a conditional VAE only; this model takes images alone")
         return None
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (n,):
-        raise ConfigError(f"a conditional VAE needs labels: an int64 tensor [{n}] of class indices")
-    if n and not (0 <= int(labels.min()) and int(labels.max()) < classes):
-        raise ConfigError(f"labels must be class indices from 0 to {classes - 1}")
-    return labels
+    if not isinstance(labels, torch.Tensor):
+        raise ConfigError(f"a conditional VAE needs labels: an integer tensor [{n}] of class indices")
+    return validation.labels(labels, n, classes=classes).long()
 
 
 def forward(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> Any:
@@ -297,6 +296,88 @@ def _check_diverged(model: nn.Module, loss_sum: float, epoch: int) -> None:
         raise TrainingDiverged(f"the weights became NaN or infinite in epoch {epoch}; {ADVICE}")
 
 
+def _check_fit_input(
+    model: object,
+    train_images: object,
+    test_images: object,
+    labels: object,
+    settings: tuple[object, ...],
+    likelihood: object,
+    kl_variant: object,
+) -> tuple[str, str, tuple[torch.Tensor | None, torch.Tensor | None]]:
+    """:func:`fit`'s door: every argument checked once, nothing inside the loop. Returns the
+    likelihood, the KL variant and the (train, test) labels of a conditional VAE (else ``None``)."""
+    if not isinstance(model, (VAE, Autoencoder)):
+        raise ConfigError(f"fit trains a model of vae_tut.models.build_model, got {type(model).__name__}")
+    check_settings(*settings)
+    check_images(train_images, "training images")
+    check_images(test_images, "test images")
+    if labels is not None and (not isinstance(labels, tuple) or len(labels) != 2):
+        raise ConfigError("labels must be a pair (train labels, test labels)")
+    train_y, test_y = (None, None) if labels is None else labels
+    train_y = check_labels(model, train_y, len(train_images))  # type: ignore[arg-type]
+    test_y = check_labels(model, test_y, len(test_images))  # type: ignore[arg-type]
+    likelihood, kl_variant = check_likelihood(likelihood), check_kl_variant(kl_variant)
+    if (getattr(model, "log_c", None) is not None) != (likelihood == "gaussian-learned"):
+        raise ConfigError(
+            "a model with a learned decoder variance (learn_c=True) trains with likelihood='gaussian-learned', "
+            "and only such a model"
+        )
+    return likelihood, kl_variant, (train_y, test_y)
+
+
+def _restore(
+    resume: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    order: torch.Generator,
+    device: torch.device,
+) -> tuple[list[dict[str, float]], float]:
+    """Load a checkpoint of :func:`fit` into the model, optimizer and random streams; its history and seconds."""
+    try:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"the checkpoint does not fit this model ({first[:200]})") from None
+    order.set_state(resume["order_rng"])
+    _set_rng_state(resume["rng"], device)
+    return list(resume["history"]), float(resume["seconds"])
+
+
+def _epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor | None,
+    perm: torch.Tensor,
+    batch_size: int,
+    c: float,
+    likelihood: str,
+    kl_variant: str,
+    precision: str,
+    bar: Any,
+) -> tuple[torch.Tensor, LossTerms]:
+    """One epoch of :func:`fit` over the batches of ``perm``, unchecked (chapter 5's loop): the summed
+    reconstruction and KL terms (float64, read once per epoch) and the last batch's terms."""
+    device, log_c = train_x.device, getattr(model, "log_c", None)
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    for start in range(0, len(perm), batch_size):
+        idx = perm[start : start + batch_size]
+        x = train_x[idx]
+        if likelihood == "bernoulli":
+            x = torch.bernoulli(x)
+        with autocast(device, precision):
+            out = forward(model, x, None if train_y is None else train_y[idx])
+        terms = step_terms(x, out.logits, out.mean, out.var, c, likelihood, kl_variant, log_c)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        sums += torch.stack((terms.recon.detach(), terms.kl.detach())).double() * len(x)
+        bar.update(1)
+    return sums, terms
+
+
 def fit(
     model: nn.Module,
     train_images: torch.Tensor,
@@ -334,22 +415,11 @@ def fit(
     order, monitor images, test binarisation) has its own seed drawn from ``seed``
     (:func:`sub_seed`).
     """
-    if not isinstance(model, (VAE, Autoencoder)):
-        raise ConfigError(f"fit trains a model of vae_tut.models.build_model, got {type(model).__name__}")
-    check_settings(c, lr, batch_size, epochs, seed)
-    check_images(train_images, "training images")
-    check_images(test_images, "test images")
+    likelihood, kl_variant, (train_y, test_y) = _check_fit_input(
+        model, train_images, test_images, labels, (c, lr, batch_size, epochs, seed), likelihood, kl_variant
+    )
     if resume is not None:
         _check_resume(resume, epochs)
-    train_y, test_y = (None, None) if labels is None else labels
-    check_labels(model, train_y, len(train_images))
-    check_labels(model, test_y, len(test_images))
-    likelihood, kl_variant = check_likelihood(likelihood), check_kl_variant(kl_variant)
-    if (getattr(model, "log_c", None) is not None) != (likelihood == "gaussian-learned"):
-        raise ConfigError(
-            "a model with a learned decoder variance (learn_c=True) trains with likelihood='gaussian-learned', "
-            "and only such a model"
-        )
     if likelihood == "bernoulli":
         test_images = binarize(test_images, torch.Generator().manual_seed(sub_seed(seed, "test-binarisation")))
     device = resolve_device(device)
@@ -370,21 +440,11 @@ def fit(
         train_y = train_y.to(device)
 
     optimizer = make_optimizer(model, lr, device)
-    log_c = getattr(model, "log_c", None)
     order = torch.Generator().manual_seed(sub_seed(seed, "order"))
     history: list[dict[str, float]] = []
     seconds = 0.0
     if resume is not None:
-        try:
-            model.load_state_dict(resume["model"])
-            optimizer.load_state_dict(resume["optimizer"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as err:
-            first = (str(err).splitlines() or [type(err).__name__])[0]
-            raise ConfigError(f"the checkpoint does not fit this model ({first[:200]})") from None
-        order.set_state(resume["order_rng"])
-        _set_rng_state(resume["rng"], device)
-        history = list(resume["history"])
-        seconds = float(resume["seconds"])
+        history, seconds = _restore(resume, model, optimizer, order, device)
     else:
         torch.manual_seed(sub_seed(seed, "noise"))
 
@@ -405,20 +465,9 @@ def fit(
         for epoch in range(len(history) + 1, epochs + 1):
             started = time.perf_counter()
             perm = torch.randperm(n, generator=order).to(device)
-            sums = torch.zeros(2, dtype=torch.float64, device=device)  # recon, KL: read once per epoch
-            for b in range(n_batches):
-                idx = perm[b * batch_size : (b + 1) * batch_size]
-                x = train_x[idx]
-                if likelihood == "bernoulli":
-                    x = torch.bernoulli(x)
-                with autocast(device, precision):
-                    out = forward(model, x, None if train_y is None else train_y[idx])
-                terms = step_terms(x, out.logits, out.mean, out.var, c, likelihood, kl_variant, log_c)
-                optimizer.zero_grad(set_to_none=True)
-                terms.total.backward()
-                optimizer.step()
-                sums += torch.stack((terms.recon.detach(), terms.kl.detach())).double() * len(x)
-                bar.update(1)
+            sums, terms = _epoch(
+                model, optimizer, train_x, train_y, perm, batch_size, c, likelihood, kl_variant, precision, bar
+            )
             recon_sum, kl_sum = sums.tolist()
             _check_diverged(model, recon_sum + kl_sum, epoch)
             monitor = _average_loss(model, monitor_x, c, 1000, likelihood, kl_variant, monitor_y)

@@ -1,11 +1,11 @@
 """One way to check input: whole, positive and finite numbers, names from a list, seeds, on/off
-variables, and tensors (latent codes, class labels, any shape and type).
+values, and tensors (images, latent codes, class labels, any shape and type).
 
-Every public function of the package checks its input through these helpers, so the
-same mistake gives the same one-line :class:`~vae_tut.errors.ConfigError` wherever it
-is made (the command line prints that line instead of a traceback): an empty tensor, NaN,
-float64 where float32 is meant, a numpy array, a wrong shape or width, a negative label.
-Images have their own rule, :func:`vae_tut.data.check_images`.
+Every public function of the package checks its input through these helpers where a reader's
+value enters, so the same mistake gives the same one-line :class:`~vae_tut.errors.ConfigError`
+wherever it is made (the command line prints that line instead of a traceback): an empty
+tensor, NaN, float64 where float32 is meant, a numpy array, a wrong shape or width, a label
+that is no class. Nothing here runs inside a training step (chapter 5's loop checks its input once).
 """
 
 from __future__ import annotations
@@ -20,16 +20,25 @@ import torch
 from .errors import ConfigError
 
 T = TypeVar("T")
+IMAGE_SHAPE = (1, 28, 28)  # one channel of 28 x 28 pixels, the shape of both data sets (chapter 1)
 SEED_MAX = 2**32 - 1  # torch seeds with the low 32 bits only: larger seeds would alias smaller ones
 _ON = ("1", "true", "yes", "on")
 _OFF = ("0", "false", "no", "off")
+
+
+def shown(value: object) -> str:
+    """``value`` as a one-line message shows it: its repr if short and on one line, else its type."""
+    text = repr(value)
+    if "\n" in text or len(text) > 80:
+        return _kind(value)
+    return text
 
 
 def whole(value: object, name: str, least: int = 0, most: int | None = None) -> int:
     """``value`` if it is a whole number from ``least`` to ``most`` (no bool, no float)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < least or (most is not None and value > most):
         span = f">= {least}" if most is None else f"from {least} to {most}"
-        raise ConfigError(f"{name} must be a whole number {span}, got {value!r}")
+        raise ConfigError(f"{name} must be a whole number {span}, got {shown(value)}")
     return value
 
 
@@ -42,7 +51,7 @@ def positive(value: object, name: str, most: float | None = None) -> float:
         number = math.inf
     if not (math.isfinite(number) and number > 0 and (most is None or number <= most)):
         limit = "" if most is None else f" and <= {most:g}"
-        raise ConfigError(f"{name} must be a finite number > 0{limit}, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number > 0{limit}, got {shown(value)}")
     return number
 
 
@@ -50,7 +59,7 @@ def one_of(value: object, choices: Iterable[T], name: str) -> T:
     """``value`` if it is one of ``choices``; else an error that lists them."""
     options = tuple(choices)
     if not isinstance(value, (str, int)) or isinstance(value, bool) or value not in options:
-        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, options))}")
+        raise ConfigError(f"unknown {name} {shown(value)}; choose one of: {', '.join(map(str, options))}")
     return value
 
 
@@ -62,7 +71,7 @@ def seed(value: object) -> int:
 def flag(value: object, name: str) -> bool:
     """``value`` if it is ``True`` or ``False`` (not 1, "no" or None: any of them would be read as on or off)."""
     if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be True or False, got {value!r}")
+        raise ConfigError(f"{name} must be True or False, got {shown(value)}")
     return value
 
 
@@ -90,7 +99,7 @@ def finite(value: object, name: str, least: float | None = None) -> float:
         number = math.inf
     if not math.isfinite(number) or (least is not None and number < least):
         bound = "" if least is None else f" >= {least:g}"
-        raise ConfigError(f"{name} must be a finite number{bound}, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number{bound}, got {shown(value)}")
     return number
 
 
@@ -118,9 +127,11 @@ def tensor(
     """
     dims = ", ".join("N" if i == 0 and d is None else ("*" if d is None else str(d)) for i, d in enumerate(shape))
     kind = ("float32" if float32 else "floating-point") if floating else "integer"
-    want = f"{name} must be a {kind} tensor [{dims}]"
+    want = f"{name} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind} tensor [{dims}]"
     if not isinstance(value, torch.Tensor):
         raise ConfigError(f"{want}, got {_kind(value)}")
+    if value.layout != torch.strided or value.device.type == "meta":
+        raise ConfigError(f"{want}, got a {'meta' if value.device.type == 'meta' else 'sparse'} tensor")
     if floating and (not value.is_floating_point() or (float32 and value.dtype != torch.float32)):
         hint = " (.float() converts it)" if float32 and value.is_floating_point() else ""
         raise ConfigError(f"{want}, got {value.dtype}{hint}")
@@ -138,6 +149,43 @@ def tensor(
     return value
 
 
+def images(
+    value: object,
+    what: str = "images",
+    *,
+    shape: tuple[int, ...] | None = IMAGE_SHAPE,
+    float32: bool = True,
+    unit: bool = True,
+) -> torch.Tensor:
+    """Images: a non-empty float tensor ``[N, *shape]`` (``shape=None``: any ``[N, ...]``), float32
+    unless ``float32=False``, every value in [0, 1] (``unit``; NaN is not) or else finite (chapter 1
+    shows the format). Anything else is a one-line :class:`ConfigError` saying what is wrong."""
+    dims = "N, ..." if shape is None else ", ".join(("N", *map(str, shape)))
+    values = "with values in [0, 1]" if unit else "of finite values"
+    want = f"{what} must be a {'float32' if float32 else 'float'} tensor [{dims}] {values}"
+    if not isinstance(value, torch.Tensor):
+        raise ConfigError(f"{want}, got {_kind(value)}")
+    if value.layout != torch.strided or value.device.type == "meta":
+        raise ConfigError(f"{want}, got a {'meta' if value.device.type == 'meta' else 'sparse'} tensor")
+    if not value.is_floating_point():
+        raise ConfigError(f"{want}, got {value.dtype} (divide 0..255 pixels by 255.0)")
+    if float32 and value.dtype != torch.float32:
+        raise ConfigError(f"{want}, got {value.dtype} (images.float() converts them)")
+    if value.dim() < 2 or (shape is not None and tuple(value.shape[1:]) != shape):
+        raise ConfigError(f"{want}, got shape {list(value.shape)}")
+    if len(value) == 0:
+        raise ConfigError(f"{want}, got no images")
+    lo, hi = (float(v) for v in torch.aminmax(value.detach()))
+    if math.isnan(lo) or math.isnan(hi):
+        raise ConfigError(f"{want}, got NaN values")
+    if unit and not (0.0 <= lo and hi <= 1.0):
+        hint = " (divide 0..255 pixels by 255.0)" if hi > 1.0 else ""
+        raise ConfigError(f"{want}, got values from {lo:g} to {hi:g}{hint}")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ConfigError(f"{want}, got infinite values")
+    return value
+
+
 def codes(
     value: object, name: str = "codes", width: int | None = None, rows: int = 1, least: float | None = None
 ) -> torch.Tensor:
@@ -148,11 +196,14 @@ def codes(
     return out
 
 
-def labels(value: object, n: int, name: str = "labels") -> torch.Tensor:
-    """Class labels: an integer tensor ``[n]`` of values >= 0 (one per image or code)."""
+def labels(value: object, n: int, name: str = "labels", classes: int = 10) -> torch.Tensor:
+    """Class labels: an integer tensor ``[n]`` of class indices from 0 to ``classes - 1``
+    (both data sets have ten classes), one per image or code."""
     out = tensor(value, name, (None,), floating=False, least=0)
     if len(out) != n:
         raise ConfigError(f"{name} must hold one label per item ({n}), got {len(out)}")
+    if len(out) and int(out.max()) >= classes:
+        raise ConfigError(f"{name} must be class indices from 0 to {classes - 1}, got {int(out.max())}")
     return out
 
 
@@ -173,5 +224,5 @@ def class_names(names: object, n_classes: int) -> list[str]:
 def pair(value: object, n: int, name: str = "pair") -> tuple[int, int]:
     """``value`` if it is two whole indices into ``n`` items."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ConfigError(f"{name} must be two indices into the images, got {value!r}")
+        raise ConfigError(f"{name} must be two indices into the images, got {shown(value)}")
     return whole(value[0], f"{name} index", 0, n - 1), whole(value[1], f"{name} index", 0, n - 1)

@@ -3,7 +3,7 @@
 The ipywidgets explorer (:mod:`vae_tut.widgets`) needs a running Python kernel;
 on the static HTML page it is a frozen picture. Here a trained decoder is
 exported to ONNX once (:func:`decoder_entry`, an entry of the run cache keyed by
-the run's own cache key) and a chapter cell displays :func:`explorer`: an HTML
+the weights the model holds) and a chapter cell displays :func:`explorer`: an HTML
 block whose script (``_ext/static/vae_explorer.js``, added by the book's
 ``latent_web`` extension) decodes codes with ``onnxruntime-web`` in the page.
 For ``z = 2`` the reader clicks or drags on a pad drawn over the test set's
@@ -13,7 +13,8 @@ between two test images. :func:`sweep` shows precomputed pictures of several
 runs behind one slider (chapters 8 and 9).
 
 The ``.onnx`` files are build products: the book's extension copies each file a
-page names (``data-vae-model``) from the run cache into ``_static/vae-models/``.
+page names (``data-vae-model``) from the run cache into ``_static/vae-models/``, after
+checking it (:func:`decoder_bytes`).
 Without JavaScript, and in Jupyter, the block shows a static picture instead.
 """
 
@@ -36,10 +37,10 @@ from torch import nn
 
 from . import store, validation
 from .analysis import ACTIVE_THRESHOLD, active_mask, prior_samples, unit_activity
-from .data import check_images
+from .validation import images as check_images
 
 if TYPE_CHECKING:
-    from .experiments import Run
+    from .experiments import Run, RunConfig
 from .errors import CacheError, ConfigError
 from .latent import decode, encode
 from .losses import kl_per_dimension
@@ -102,19 +103,26 @@ def check_codes(z: int, n: int = N_CHECKS) -> torch.Tensor:
     return codes
 
 
-ENTRY_FIELDS = ("name", "run", "label", "z", "torch", "checks")  # of meta.json, under its checksum
+# of meta.json, under its checksum: "key" and "weights" say which model's decoder the entry holds
+ENTRY_FIELDS = ("name", "key", "weights", "config", "label", "z", "torch", "checks")
+# The export code, hashed once at import (as a run's code is): part of every entry's key.
+EXPORT_CODE: str = store.code_version((PixelDecoder, export_decoder, check_codes, store.checksum))
 
 
-def _entry_digest(run_key: str) -> str:
+def entry_key(run: Run) -> tuple[str, str]:
+    """The key of ``run``'s exported decoder and the checksum of the weights its model holds now
+    (:func:`vae_tut.store.weights_checksum`): the same config trained on another device, or weights
+    changed in place, give another key. The key also holds the config, torch, onnx and :data:`EXPORT_CODE`."""
     import onnx
 
-    code = store.code_version((PixelDecoder, export_decoder, check_codes, store.checksum))
-    return store.key_digest({"run": run_key, "torch": torch.__version__, "onnx": onnx.__version__, "code": code})
+    weights = store.weights_checksum(run.model)
+    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "code": EXPORT_CODE}
+    return store.key_digest({"config": run.config.as_dict(), "weights": weights, **versions}), weights
 
 
-def entry_name(run) -> str:
-    """Name of ``run``'s exported decoder: the run's cache key plus a hash of the export code and versions."""
-    return f"{run.config.key()}-onnx-{_entry_digest(run.config.key())}"
+def entry_name(config: RunConfig, key: str) -> str:
+    """The folder (and ``.onnx`` file) name of the decoder of ``config`` with :func:`entry_key` ``key``."""
+    return f"{config.arch}-{config.kind}-{config.dataset}-z{config.z}-onnx-{key}"
 
 
 def entries_root(cache: str | os.PathLike | None = None) -> Path:
@@ -132,25 +140,30 @@ def model_file(name: str, cache: str | os.PathLike | None = None) -> Path:
     return entries_root(cache) / stem / "decoder.onnx"
 
 
-def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
+def decoder_entry(run: Run, cache: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
     """``run``'s decoder exported to ONNX (made once, kept in the run cache): the file and its metadata.
 
-    The metadata holds the run's label and key, ``z``, PyTorch's decodings of
+    The entry is keyed by :func:`entry_key` (the weights the model holds now). The metadata
+    holds that key, the weights' checksum, the run's config and label, ``z``, PyTorch's decodings of
     :func:`check_codes` (pixels in [0, 1]), against which the browser test checks the page,
     and a checksum of the ONNX file and the metadata (:func:`vae_tut.store.checksum`), checked on every
-    load like a run's: a damaged entry is a one-line :class:`~vae_tut.errors.CacheError`.
+    load like a run's (:func:`load_entry`): a damaged entry, or one of another model, is a one-line
+    :class:`~vae_tut.errors.CacheError`.
     """
-    name = entry_name(run)
+    key, weights = entry_key(run)
+    name = entry_name(run.config, key)
     folder = entries_root(cache) / name
 
-    def compute(scratch: Path):
+    def compute(scratch: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         scratch.mkdir(parents=True, exist_ok=True)
         onnx_path = export_decoder(run.model, scratch / "decoder.onnx")
         codes = check_codes(run.config.z)
         pixels = decode(run.model, codes).flatten(1)
-        meta = {
+        meta: dict[str, Any] = {
             "name": name,
-            "run": run.config.key(),
+            "key": key,
+            "weights": weights,
+            "config": run.config.as_dict(),
             "label": run.config.label(),
             "z": run.config.z,
             "torch": torch.__version__,
@@ -163,21 +176,41 @@ def decoder_entry(run, cache: str | os.PathLike | None = None) -> tuple[Path, di
         meta["checksum"] = store.checksum({k: meta[k] for k in ENTRY_FIELDS}, blob)
         return meta, {"decoder.onnx": blob, "meta.json": meta}
 
-    meta, _ = store.cached(folder, compute, load_entry)
+    meta, _ = store.cached(folder, compute, lambda entry: load_entry(entry, key))
     return folder / "decoder.onnx", meta
 
 
-def load_entry(entry: Path) -> dict[str, Any]:
-    """The metadata of the exported decoder in ``entry``, after checking it and the ONNX file
-    against the checksum written beside them; a :class:`CacheError` in one line if anything is off."""
+def _read_entry(entry: Path, key: str | None) -> tuple[dict[str, Any], bytes]:
+    """The checked metadata and ONNX file of ``entry``, which must hold the decoder keyed ``key``
+    (``None``: the key its folder's name ends in) under the folder's own name."""
     advice = "delete it and run the chapter again"
-    return store.read_entry(entry, "decoder.onnx", ENTRY_FIELDS, "exported decoder", advice, "meta.json")[0]
+    meta, blob = store.read_entry(entry, "decoder.onnx", ENTRY_FIELDS, "exported decoder", advice, "meta.json")
+    wanted = entry.name.rpartition("-onnx-")[2] if key is None else key
+    if meta["key"] != wanted or meta["name"] != entry.name:
+        raise CacheError(
+            f"exported decoder {entry} holds the decoder of another model (key {str(meta['key'])[:16]!r}, "
+            f"looked up by {wanted[:16]!r}); {advice}"
+        )
+    return meta, blob
+
+
+def load_entry(entry: Path, key: str | None = None) -> dict[str, Any]:
+    """The metadata of the exported decoder in ``entry``, after checking it and the ONNX file against
+    the checksum written beside them, and that its recorded key is ``key`` (default: the key its
+    folder's name ends in); a :class:`CacheError` in one line if anything is off."""
+    return _read_entry(entry, key)[0]
+
+
+def decoder_bytes(name: str, cache: str | os.PathLike | None = None) -> bytes:
+    """The ONNX file a page names ``name`` (``NAME.onnx``), checked as :func:`load_entry` checks it:
+    what the book's ``latent_web`` extension copies into the build."""
+    return _read_entry(model_file(name, cache).parent, None)[1]
 
 
 # ---------------------------------------------------------------- pictures carried by the page
 
 
-def _png(fig) -> str:
+def _png(fig: Any) -> str:
     from .plots import figure_png
 
     return "data:image/png;base64," + base64.b64encode(figure_png(fig)).decode("ascii")
@@ -231,7 +264,10 @@ def _limit(values: torch.Tensor, floor: float = 3.0) -> float:
 
 
 def _json_script(data: dict[str, Any], cls: str) -> str:
-    text = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    """``data`` as a JSON ``<script>`` block; ``<``, ``>`` and ``&`` (which JSON has in strings only)
+    are written as ``\\u003c``, ``\\u003e`` and ``\\u0026``, so no text (e.g. ``</script>``) can end the block."""
+    text = json.dumps(data, separators=(",", ":"))
+    text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
     return f'<script type="application/json" class="{cls}">{text}</script>'
 
 
@@ -382,7 +418,7 @@ def explorer(
 
 
 def sweep_frame(
-    run, images: torch.Tensor, caption: str, n_side: int = 6, n_recon: int = 8, seed: int = 0
+    run: Run, images: torch.Tensor, caption: str, n_side: int = 6, n_recon: int = 8, seed: int = 0
 ) -> dict[str, Any]:
     """One frame of :func:`sweep`: ``n_side``² samples from the prior and ``n_recon`` test
     images over their reconstructions (from the posterior means), as PNG data URLs."""

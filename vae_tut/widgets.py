@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+from typing import Any
 from collections.abc import Sequence
 
 import ipywidgets as w
@@ -146,7 +147,7 @@ class LatentExplorer:
 
 
 def latent_explorer(
-    model: nn.Module, codes: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str] | None = None, **kw
+    model: nn.Module, codes: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str] | None = None, **kw: Any
 ) -> w.Widget:
     """The explorer's widget, ready to display as a cell's last expression (chapters 5 and 8)."""
     return LatentExplorer(model, codes, labels, class_names, **kw).widget
