@@ -1,4 +1,6 @@
-"""Before any notebook executes, compute what the chapters will read: ``jupyter-book build .`` does what ``make book`` does.
+"""Before any notebook executes, compute what the chapters will read (as `make book` does).
+
+``jupyter-book build .`` does what ``make book`` does.
 
 On ``builder-inited`` (Sphinx reads, and myst-nb executes, the notebooks later)
 this extension asks :func:`vae_tut.parallel.missing_tasks` which runs of the
@@ -16,7 +18,7 @@ chapter trains its few small runs in seconds).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sphinx.application import Sphinx
 from sphinx.util import logging

@@ -90,16 +90,9 @@ def matmul_gflops(size: int, dtype_name: str = "float32", repeats: int = 10) -> 
     """Best-of-``repeats`` throughput of a ``size``-square matrix product, in GFLOP/s."""
     import torch
 
-    dtype = getattr(torch, dtype_name)
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * size**3 / best / 1e9
+    from vae_tut.estimate import matmul_rate
+
+    return matmul_rate(torch.get_num_threads(), size, repeats, getattr(torch, dtype_name)) / 1e9
 
 
 def load_train(train_size: int | None, dataset: str = "mnist"):

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .measure import ROOT, load_train, matmul_gflops, run_measured
 
@@ -430,6 +431,38 @@ def row_book(mode: Mode) -> dict[str, Any]:
             "ok": all(v["returncode"] == 0 for v in parts.values())}
 
 
+def row_book_fetched(mode: Mode) -> dict[str, Any]:
+    """What a reader's ``make book`` costs when the runs are published: the local run cache (a full
+    build's) is published (``vae_tut.remote.publish``) into a folder served over HTTP on 127.0.0.1, and a
+    fresh clone of this repository runs ``make book`` with an empty run cache and ``VAE_TUT_RUNS_URL``
+    pointing at it. Full mode only (it needs a full run cache); the clone's own set-up is included."""
+    import functools
+    import http.server
+    import threading
+
+    from vae_tut import remote
+
+    if mode.name != "full":
+        return {"skipped": "needs the run cache of a full build"}
+    with tempfile.TemporaryDirectory(prefix="vae-tut-fetched-") as tmp:
+        published = Path(tmp) / "runs"
+        entries = remote.publish(published)
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(published))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            clone = Path(tmp) / "clone"
+            subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+            env = {"VAE_TUT_CACHE": str(Path(tmp) / "empty-cache"), "VAE_TUT_PROGRESS": "0",
+                   "VAE_TUT_RUNS_URL": f"http://127.0.0.1:{server.server_address[1]}/"}
+            result = run_measured(["make", "-s", "book"], env, cwd=clone)
+            counts = remote.origin_counts(env["VAE_TUT_CACHE"])
+        finally:
+            server.shutdown()
+    return {**result, "minutes": result["wall_s"] / 60, "published_entries": entries,
+            "trained": counts.get("trained", 0), "fetched": counts.get("fetched", 0)}
+
+
 def row_tests(mode: Mode) -> dict[str, Any]:
     """Wall time and peak memory of the README's test command (``make test``) from an empty run cache.
 
@@ -579,7 +612,7 @@ ROW_FUNCS: dict[str, Callable[[Mode], dict[str, Any]]] = {
     "loader": row_loader, "throughput": row_throughput, "threads": row_threads,
     "parallel": row_parallel, "accuracy": row_accuracy, "likelihood": row_likelihood,
     "flops": row_flops, "book": row_book, "tests": row_tests, "cnn_options": row_cnn_options, "elu": row_elu,
-    "step_checks": row_step_checks,
+    "step_checks": row_step_checks, "book_fetched": row_book_fetched,
 }
 ROWS = tuple(ROW_FUNCS)
 

@@ -20,7 +20,7 @@ from benchmarks import measure, report
 from benchmarks.rows import ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_TESTS = [r for r in ROWS if r not in ("book", "tests")]
+IN_TESTS = [r for r in ROWS if r not in ("book", "tests", "book_fetched")]
 
 
 def test_mlp_flop_count_by_hand():
@@ -77,7 +77,10 @@ def test_ci_mode_produces_every_row(tmp_path):
     options = rows["cnn_options"]
     assert options["fold_max_abs_diff"] < 1e-4 and "compiled_step_ms" not in options
     assert set(rows["elu"]["kernel_ms"]) == {"exp", "expm1", "elu", "exp-based elu"}
-    assert rows["elu"]["cnn"]["precision"] == x["default_precision"]["cnn"]
+    assert set(rows["elu"]) >= {"cnn_fp32", "cnn_bf16", "mlp_fp32"} and rows["elu"]["max_abs_difference"] < 1e-6
+    for arch in ("mlp", "cnn"):
+        checks = rows["step_checks"][arch]
+        assert checks["speedup"] == pytest.approx(checks["step_ms"]["checked"] / checks["step_ms"]["unchecked"])
     # the printed table has one line per measurement that was made
     table = proc.stdout
     for text in ("DataLoader", "fp32 / bf16", "PASSIVE", "single-thread process per core",
@@ -113,8 +116,8 @@ def _derived_numbers_agree(rows):
     run_s = 15 * math.ceil(60_000 / 256) * options["eager_step_ms"] / 1e3  # 15 epochs of 235 steps
     assert options["test_share_of_run"] == pytest.approx(
         options["test_pass_s"] * (1 + 15 * MONITOR_SIZE / 10_000) / run_s)  # the test pass and 15 monitors
-    for arch in ("mlp", "cnn"):
-        elu = rows["elu"][arch]
+    for name in ("cnn_fp32", "cnn_bf16", "mlp_fp32"):
+        elu = rows["elu"][name]
         assert elu["speedup"] == pytest.approx(elu["step_ms"]["torch elu"] / elu["step_ms"]["exp-based elu"])
 
 

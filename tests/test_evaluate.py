@@ -445,3 +445,27 @@ def test_a_huge_k_is_refused_before_anything_is_allocated():
     """k = 10**11 would allocate hundreds of GiB of log weights; the call says so and stops."""
     with pytest.raises(ConfigError, match=r"745\.1 GiB.*smaller k"):
         log_importance_weights(build_model("mlp", 2), torch.rand(2, 1, 28, 28), 0.05, 10**11)
+
+
+def test_weights_changed_in_place_are_scored_afresh_and_a_copied_entry_is_refused(tmp_path):
+    """The key is the weights the model holds now (a reader fine-tuning run.model in a notebook gets new
+    estimates), and an entry copied under another model's key is refused in one line."""
+    torch.manual_seed(0)
+    run_ = SimpleNamespace(config=RunConfig(), model=build_model("mlp", 2), checksum="a" * 64)
+    x = torch.rand(4, 1, 28, 28)
+    before = evaluate_run(run_, x, ks=(1, 4), elbo_samples=2)
+    with torch.no_grad():
+        next(run_.model.parameters()).add_(0.5)  # the same Run, other weights: the recorded checksum is stale
+    after = evaluate_run(run_, x, ks=(1, 4), elbo_samples=2)
+    assert not after.cached and after.elbo != before.elbo
+    first, second = _likelihood_entries(tmp_path)
+    second.write_bytes(first.read_bytes())  # the first model's numbers under the second model's key
+    with pytest.raises(CacheError, match=r"^likelihood entry .* holds the estimates of another model or setting; "
+                                         r"delete it to compute it again$"):
+        evaluate_run(run_, x, ks=(1, 4), elbo_samples=2)
+
+
+def test_a_bernoulli_decoder_scores_binary_images_only():
+    model = build_model("mlp", 2)
+    with pytest.raises(ConfigError, match=r"^a Bernoulli decoder scores 0/1 images; binarise them first"):
+        elbo(model, torch.full((2, 1, 28, 28), 0.5), 1.0, likelihood="bernoulli")

@@ -1,3 +1,4 @@
+import re
 import math
 
 import pytest
@@ -275,3 +276,18 @@ def test_seeds_outside_torch_range_are_refused():
         with pytest.raises(ConfigError) as caught:
             RunConfig(seed=seed)
         assert str(caught.value) == f"seed must be a whole number from 0 to 4294967295, got {seed!r}"
+
+
+def test_fit_refuses_what_it_cannot_train():
+    """A model that is not one of vae_tut's, a learned c with another likelihood (it would stay untrained), a
+    likelihood that needs a learned c on a model without one, learn_c that is not a bool: one line each."""
+    cases = [
+        (lambda: fit(None, _blobs(8), _blobs(4), c=0.05, lr=1e-3, batch_size=4, epochs=1),
+         "fit trains a model of vae_tut.models.build_model, got NoneType"),
+        (lambda: _fit(build_model("mlp", 2, learn_c=True)), "a model with a learned decoder variance"),
+        (lambda: _fit(build_model("mlp", 2), likelihood="gaussian-learned"), "a model with a learned decoder variance"),
+        (lambda: build_model("mlp", 2, learn_c="no"), "learn_c must be True or False, got 'no'"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            call()

@@ -29,7 +29,6 @@ from torch import nn
 
 from . import store, validation
 from .data import DATASETS, load_dataset
-from .errors import CacheError
 from .experiments import QUICK_TRAIN_SIZE
 from .validation import images as check_images
 
@@ -128,11 +127,7 @@ def load_classifier(dataset: str = "mnist") -> Classifier:
     def load(entry: Path) -> Classifier:
         advice = "delete it to train it again"
         meta, weights = store.read_entry(entry, "model.pt", ("test_accuracy", "quick"), "classifier entry", advice)
-        model = build_classifier()
-        try:
-            model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
-        except Exception:  # noqa: BLE001 - any unpickling or shape error means the same thing
-            raise CacheError(f"classifier entry {entry} is unreadable; {advice}") from None
+        model = store.load_weights(build_classifier(), weights, f"classifier entry {entry}", advice)
         return Classifier(model.eval(), dataset, float(meta["test_accuracy"]), bool(meta["quick"]))
 
     return store.cached(folder, compute, load)[0]

@@ -311,18 +311,10 @@ def _load_entry(entry: Path, config: RunConfig, device_type: str) -> Run:
     meta, weights = store.read_entry(entry, "model.pt", METRICS, "cache entry", advice)
     if meta.get("config") != config.as_dict() or meta.get("code_version") != code_version():
         raise CacheError(f"cache entry {entry} holds a run of another config or code version; {advice}")
-    try:
-        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling error means the same thing
-        raise CacheError(f"cache entry {entry} is unreadable ({type(err).__name__}); {advice}") from None
     model = build_model(
         config.arch, config.z, config.kind, config.hidden, learn_c=config.likelihood == "gaussian-learned"
     )
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError, ValueError) as err:
-        first = (str(err).splitlines() or [type(err).__name__])[0]
-        raise CacheError(f"cache entry {entry}: weights do not fit {config.label()} ({first}); {advice}") from None
+    store.load_weights(model, weights, f"cache entry {entry}", advice)
     made_with = (meta.get("torch"), meta.get("device"))
     here = (torch.__version__, device_type)
     if made_with != here:

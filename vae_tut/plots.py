@@ -45,15 +45,21 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (5, 5)) -> Axes:
     return ax
 
 
-def image_grid(images: torch.Tensor, nrow: int, ax: Axes | None = None, title: str | None = None, pad: int = 1) -> Axes:
-    """Show ``[N, 1, 28, 28]`` images in [0, 1] as one picture, ``nrow`` images per row
-    (``torchvision.utils.make_grid``, with thin dark lines between the images)."""
+def grid_canvas(images: torch.Tensor, nrow: int, pad: int = 1) -> torch.Tensor:
+    """``[N, 1, 28, 28]`` images in [0, 1] laid out ``nrow`` per row on one white canvas ``[H, W]``
+    (``torchvision.utils.make_grid``): the pictures of :func:`image_grid` and the web pages' grids."""
     from torchvision.utils import make_grid
 
     check_images(images)
     whole(nrow, "nrow", 1)
+    return make_grid(images.detach().cpu().float(), nrow=nrow, padding=pad, pad_value=1.0)[0]
+
+
+def image_grid(images: torch.Tensor, nrow: int, ax: Axes | None = None, title: str | None = None, pad: int = 1) -> Axes:
+    """Show ``[N, 1, 28, 28]`` images in [0, 1] as one picture, ``nrow`` images per row
+    (``torchvision.utils.make_grid``, with thin dark lines between the images)."""
+    canvas = grid_canvas(images, nrow, pad)
     ax = _axes(ax)
-    canvas = make_grid(images.detach().cpu().float(), nrow=nrow, padding=pad, pad_value=1.0)[0]
     ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -216,6 +216,21 @@ def weights_checksum(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def load_weights(model: torch.nn.Module, blob: bytes, what: str, advice: str) -> torch.nn.Module:
+    """``model`` with the state dict saved in ``blob`` loaded weights-only (no code is unpickled);
+    bytes that are no state dict, or one of another shape, are a one-line :class:`CacheError` naming ``what``."""
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling error means the same thing
+        raise CacheError(f"{what} is unreadable ({type(err).__name__}); {advice}") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, ValueError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise CacheError(f"{what}: its weights do not fit the model ({first}); {advice}") from None
+    return model
+
+
 def read_regular(path: Path, max_bytes: int) -> bytes:
     """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) of at most
     ``max_bytes``; reads no more than that, so an endless or huge file cannot exhaust memory.

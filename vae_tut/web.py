@@ -219,11 +219,10 @@ def _png(fig: Any) -> str:
 def grid_png(images: torch.Tensor, nrow: int, pad: int = 1) -> str:
     """``[N, 1, 28, 28]`` images in [0, 1] as one grey PNG data URL, dark ink on white like the book's grids."""
     from PIL import Image
-    from torchvision.utils import make_grid
 
-    check_images(images)
-    validation.whole(nrow, "nrow", 1)
-    canvas = make_grid(images.detach().cpu().float(), nrow=nrow, padding=pad, pad_value=1.0)[0]
+    from .plots import grid_canvas
+
+    canvas = grid_canvas(images, nrow, pad)
     array = ((1.0 - canvas.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()
     buffer = io.BytesIO()
     Image.fromarray(array, mode="L").save(buffer, format="PNG", optimize=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import math
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
