@@ -2,13 +2,22 @@ import math
 
 import pytest
 import torch
-
-from vae_tut.errors import ConfigError
 from torch import nn
 
-from vae_tut.analysis import (active_mask, aggregate_std, distortion, kl_per_dim, nearest_code,
-                              nearest_code_distance, negative_elbo_nats, posterior_samples, prior_samples, rate,
-                              unit_activity)
+from vae_tut.analysis import (
+    active_mask,
+    aggregate_std,
+    distortion,
+    kl_per_dim,
+    nearest_code,
+    nearest_code_distance,
+    negative_elbo_nats,
+    posterior_samples,
+    prior_samples,
+    rate,
+    unit_activity,
+)
+from vae_tut.errors import ConfigError
 from vae_tut.latent import encode
 from vae_tut.losses import gaussian_log_constant, kl_divergence
 from vae_tut.models import build_model
@@ -173,3 +182,25 @@ def test_aggregate_gaussian_matches_the_moments():
     assert torch.allclose(s.mean(0), means.mean(0), atol=0.05)
     expected = torch.cov(means.T) + 0.1 * torch.eye(2)
     assert torch.allclose(torch.cov(s.T), expected, atol=0.08)
+
+
+def test_dequantized_distortion_rate_gives_chapter_10s_8bit_elbo():
+    from vae_tut.analysis import dequantized_distortion_rate, elbo_bits_per_dim_8bit
+    from vae_tut.evaluate import bits_per_dim_8bit, dequantize, elbo
+
+    torch.manual_seed(0)
+    model = build_model("mlp", latent_dim=2).eval()
+    images = torch.randint(0, 256, (12, 1, 28, 28)).float() / 255      # 8-bit images
+    mse, kl = dequantized_distortion_rate(model, images, samples=3, seed=5)
+    for c in (0.01, 0.05, 1.0):   # the ELBO of the same copies with the same codes, straight from evaluate
+        direct = bits_per_dim_8bit(elbo(model, dequantize(images, 5), c, 3, seed=6).mean().item())
+        assert elbo_bits_per_dim_8bit(mse, kl, c) == pytest.approx(direct, abs=1e-5)
+    # the 8-bit bound is 8 bits plus the -ELBO in bits per pixel
+    assert elbo_bits_per_dim_8bit(mse, kl, 0.05) == pytest.approx(
+        8 + negative_elbo_nats(mse, kl, 0.05) / (784 * math.log(2)))
+    # a grey decoder's error at the copies: E[((k + u)/256 - 1/2)^2], u uniform
+    x = torch.zeros(4, 1, 28, 28)
+    grey_mse, grey_kl = dequantized_distortion_rate(Fixed(), x, samples=2)
+    assert grey_mse == pytest.approx((0.5 - 0.5 / 256) ** 2, rel=0.02) and grey_kl >= 0
+    with pytest.raises(ConfigError, match="8-bit"):
+        dequantized_distortion_rate(model, torch.full((2, 1, 28, 28), 0.3333))

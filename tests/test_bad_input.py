@@ -36,8 +36,23 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import vae_tut  # noqa: E402
-from vae_tut import (analysis, classifier, cli, conventions, data, evaluate, figures, latent, likelihood, validation,  # noqa: E402
-                     losses, plots, train, web, widgets)
+from vae_tut import (  # noqa: E402
+    analysis,
+    classifier,
+    cli,
+    conventions,
+    data,
+    evaluate,
+    figures,
+    latent,
+    likelihood,
+    losses,
+    plots,
+    train,
+    validation,
+    web,
+    widgets,
+)
 from vae_tut.cli import main  # noqa: E402
 from vae_tut.errors import CacheError, ConfigError, DataError, TrainingDiverged, VaeTutError  # noqa: E402
 from vae_tut.experiments import RunConfig  # noqa: E402

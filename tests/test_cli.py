@@ -16,7 +16,7 @@ def _one_line_error(capsys, argv, *contains):
         code = exit_.code
     err = capsys.readouterr().err
     assert code == 2, err
-    lines = [l for l in err.splitlines() if l.strip()]
+    lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert "Traceback" not in err
     for text in contains:
@@ -141,6 +141,7 @@ def test_truncated_data_file_one_line_exit_2(capsys, tiny_data):
 
 def test_checkpoint_of_another_config_one_line_exit_2(capsys, tiny_data, monkeypatch):
     import json as json_
+
     from vae_tut.experiments import RunConfig, cache_dir
     monkeypatch.setenv("VAE_TUT_QUICK", "1")
     assert main(["train", "--epochs", "1"]) == 0

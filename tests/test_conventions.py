@@ -107,11 +107,26 @@ def test_tensorflow_row_is_an_elbo_on_thresholded_pixels(model, images, rows):
 
 
 def test_convention_rows_for_a_run(model, images):
+    """The table's rows are the conventions of the run's model at its c: name, formula and the value,
+    to 0.1 with thousands separated (to 0.001 below 1 in size)."""
     fake_run = SimpleNamespace(model=model, config=SimpleNamespace(c=C))
     table = cv.convention_rows(fake_run, images[:10])
-    assert len(table) == len(cv.conventions(model, images[:10], C))
-    assert all(len(r) == 3 and all(isinstance(cell, str) for cell in r) for r in table)
-    assert all(len(conversion) == 3 for conversion in cv.CONVERSIONS)
+    want = cv.conventions(model, images[:10], C, seed=0)
+    assert [cells[:2] for cells in table] == [[r.name, r.formula] for r in want]
+    for cells, r in zip(table, want):
+        value = float(cells[2].replace(",", ""))
+        if abs(r.value) >= 1:
+            assert value == pytest.approx(r.value, abs=0.05) and len(cells[2].split(".")[1]) == 1, cells
+            assert ("," in cells[2]) == (abs(r.value) >= 1000), cells
+        else:
+            assert value == pytest.approx(r.value, abs=5e-4) and len(cells[2].split(".")[1]) == 3, cells
+    assert any("," in cells[2] for cells in table) and any(abs(r.value) < 1 for r in want)  # both formats shown
+    # the conversions name the numbers the rows use (their arithmetic: test_batch_sum_and_pixel_mean_convert)
+    how = {source: (target, step) for source, target, step in cv.CONVERSIONS}
+    assert how["per image"] == (f"summed over a batch of B ({cv.BATCH} in pytorch/examples)", "multiply by B")
+    assert how["BCE averaged over pixels"] == ("BCE summed over pixels", "multiply by D = 784")
+    assert how["the book's loss"] == ("−ELBO in nats", "add (D/2) log(2πc)")
+    assert how["the book's reconstruction term"] == ("summed squared error", "multiply by 2c")
 
 
 def test_bad_input(model, images):

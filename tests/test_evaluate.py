@@ -279,8 +279,13 @@ def test_estimators_leave_the_models_layout_and_mode_alone():
 
 # ---------------------------------------------------------------- 8-bit bits per dimension
 
-from vae_tut.evaluate import (LEVELS, bits_per_dim_8bit, dequantize, independent_pixels_bits_per_dim,  # noqa: E402
-                              log_importance_weights_at)
+from vae_tut.evaluate import (  # noqa: E402
+    LEVELS,
+    bits_per_dim_8bit,
+    dequantize,
+    independent_pixels_bits_per_dim,
+    log_importance_weights_at,
+)
 
 
 def _eight_bit(n: int, d: int, seed: int = 0) -> torch.Tensor:

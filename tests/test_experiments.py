@@ -1,8 +1,8 @@
 import io
-import os
 import json
-import shutil
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,8 +10,19 @@ import torch
 
 from vae_tut import experiments, store
 from vae_tut.errors import CacheError, ConfigError
-from vae_tut.experiments import (AE_BASELINE, BASE, C_GRID, GRIDS, LATENT, REPORT, SEED_GRID, RunConfig,
-                                 cache_dir, grid, run)
+from vae_tut.experiments import (
+    AE_BASELINE,
+    BASE,
+    C_GRID,
+    GRIDS,
+    LATENT,
+    REPORT,
+    SEED_GRID,
+    RunConfig,
+    cache_dir,
+    grid,
+    run,
+)
 from vae_tut.report import results_table
 
 

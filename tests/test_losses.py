@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from vae_tut.errors import ConfigError
-from vae_tut.losses import (gaussian_log_constant, kl_divergence, kl_per_dimension,
-                            reconstruction_loss, vae_loss)
+from vae_tut.losses import gaussian_log_constant, kl_divergence, kl_per_dimension, reconstruction_loss, vae_loss
 
 
 def test_reconstruction_loss_by_hand():

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from vae_tut.errors import ConfigError
-from vae_tut.models import (VAE, Autoencoder, CNNDecoder, CNNEncoder, FCDecoder, FCEncoder,
-                            build_model, count_parameters)
+from vae_tut.models import VAE, Autoencoder, CNNDecoder, CNNEncoder, FCDecoder, FCEncoder, build_model, count_parameters
 
 LISTINGS = Path(__file__).with_name("report_listings.txt").read_text()
 

@@ -58,5 +58,5 @@ def test_reparameterisation_graph_moves_the_randomness_and_opens_the_gradient_pa
     assert "varepsilon" in _texts(reparam) and "varepsilon" not in _texts(direct)
     red = [[p for p in ax.patches if isinstance(p, matplotlib.patches.FancyArrowPatch)
             and p.get_edgecolor()[:3] == matplotlib.colors.to_rgb("C3")] for ax in (direct, reparam)]
-    assert len(red[0]) == 1 and len(red[1]) == 3                      # the gradient reaches phi only when reparameterised
+    assert len(red[0]) == 1 and len(red[1]) == 3  # the gradient reaches phi only when reparameterised
     plt.close("all")

@@ -1,5 +1,5 @@
-import re
 import math
+import re
 
 import pytest
 import torch
@@ -7,8 +7,16 @@ import torch
 from vae_tut.errors import ConfigError, TrainingDiverged
 from vae_tut.losses import vae_loss
 from vae_tut.models import build_model
-from vae_tut.train import (MONITOR_SIZE, autocast, average_loss, default_device, fit, has_convolutions,
-                           keep_freed_memory, make_optimizer)
+from vae_tut.train import (
+    MONITOR_SIZE,
+    autocast,
+    average_loss,
+    default_device,
+    fit,
+    has_convolutions,
+    keep_freed_memory,
+    make_optimizer,
+)
 
 
 def _blobs(n: int, seed: int = 0) -> torch.Tensor:

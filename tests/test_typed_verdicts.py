@@ -122,7 +122,6 @@ def test_main_reports_and_fails(tmp_path, capsys):
     assert typed_verdicts.main([str(tmp_path / "missing")]) == 2
 
 
-@pytest.mark.xfail(reason="chapters being rewritten for issue 30", strict=False)
 def test_the_chapters_type_no_unguarded_verdict():
     """The check that keeps the book honest: every candidate of chapters/ is glued, asserted or listed.
 

@@ -88,7 +88,8 @@ def test_publishing_checks_the_repository_first(tmp_path, configured, status):
         assert _set_repository().main(["https://github.com/owner/book", "v1.2"], root=tmp_path) == 0
     script = ROOT / "scripts" / "set_repository.py"
     code = ("import importlib.util, sys; from pathlib import Path; "
-            f"spec = importlib.util.spec_from_file_location('s', {str(script)!r}); m = importlib.util.module_from_spec(spec); "
+            f"spec = importlib.util.spec_from_file_location('s', {str(script)!r}); "
+            "m = importlib.util.module_from_spec(spec); "
             f"spec.loader.exec_module(m); sys.exit(m.check(Path({str(tmp_path)!r})))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == status

@@ -17,6 +17,7 @@ from torch import nn
 from . import validation
 from .data import N_PIXELS
 from .errors import ConfigError
+from .evaluate import bits_per_dim_8bit, dequantize, elbo_terms
 from .latent import decode, encode
 from .losses import check_c, gaussian_log_constant, kl_per_dimension
 from .models import MAX_LATENT
@@ -199,3 +200,82 @@ def negative_elbo_nats(mse_per_pixel: float, kl: float, c: float, n_pixels: int 
     finite(kl, "KL", 0)
     whole(n_pixels, "number of pixels", 1)
     return n_pixels * mse_per_pixel / (2.0 * check_c(c)) + gaussian_log_constant(c, n_pixels) + kl
+
+
+def dequantized_distortion_rate(
+    model: nn.Module, images: torch.Tensor, samples: int = 10, seed: int = 0
+) -> tuple[float, float]:
+    """Distortion and rate at dequantised copies of 8-bit ``images`` (chapter 9's 8-bit scale).
+
+    Each image ``x`` becomes ``(k + u) / 256`` (:func:`~vae_tut.evaluate.dequantize`, seed ``seed``);
+    :func:`~vae_tut.evaluate.elbo_terms` draws ``samples`` codes z ~ q(z|x) of that copy (seed
+    ``seed + 1``). Returns the mean squared error per pixel ``E||x - f(z)||^2 / D`` and the average
+    KL in nats: with :func:`negative_elbo_nats` they give the ELBO of the copies for any c, and
+    :func:`elbo_bits_per_dim_8bit` an upper bound on the 8-bit bits per dimension.
+    """
+    copies = dequantize(images, seed)
+    n_pixels = copies[0].numel()
+    # at c = 1 the expected log-likelihood is -||x - f(z)||^2 / 2 - (D/2) log(2 pi), per image
+    expected, kl = elbo_terms(model, copies, 1.0, samples, seed=seed + 1)  # type: ignore[arg-type]  # a VAE
+    squared = -2.0 * (expected.double() + gaussian_log_constant(1.0, n_pixels))
+    return float(squared.mean()) / n_pixels, float(kl.double().mean())
+
+
+def elbo_bits_per_dim_8bit(mse_per_pixel: float, kl: float, c: float, n_pixels: int = N_PIXELS) -> float:
+    """8-bit bits per dimension from the ELBO at dequantised images (:func:`dequantized_distortion_rate`).
+
+    ``8 + (-ELBO) / (D ln 2)`` with -ELBO from :func:`negative_elbo_nats`: an upper bound on the cost
+    of the 8-bit images, since the ELBO lies below log p and the dequantised log p below log P
+    (:func:`~vae_tut.evaluate.bits_per_dim_8bit`).
+    """
+    return float(bits_per_dim_8bit(-negative_elbo_nats(mse_per_pixel, kl, c, n_pixels), n_pixels))
+
+
+# ---------------------------------------------------------------- batch normalisation's two modes
+
+
+BATCHNORM_MODES = ("train", "eval")
+
+
+def loss_in_batchnorm_mode(
+    model: nn.Module, images: torch.Tensor, c: float, mode: str, batch_size: int = 256, seed: int = 0
+) -> dict[str, float]:
+    """Mean reconstruction, KL and total loss per image over ``images`` (Gaussian decoder, variance
+    ``c``) with batch normalisation in ``mode`` (chapter 6).
+
+    ``"train"``: each batch of ``batch_size`` images is standardised by its own statistics, as in
+    training; ``"eval"``: by the running averages, as every test loss of the book. The images go in
+    a random order and z = mean + sqrt(var) eps draws its noise, both fixed by ``seed``, so the two
+    modes see the same batches and every image the same eps. No gradients; the pass runs on a copy,
+    so ``model`` keeps its mode and its running averages.
+    """
+    import copy
+    from typing import Any
+
+    from .losses import vae_loss
+
+    validation.one_of(mode, BATCHNORM_MODES, "mode")
+    if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))):
+        raise ConfigError("the loss in a batch-norm mode needs a VAE (a model with encode and decode)")
+    validation.images(images)
+    c = check_c(c)
+    whole(batch_size, "batch size", 1)
+    validation.seed(seed)
+    copy_: Any = copy.deepcopy(model).train(mode == "train")  # a VAE: encode and decode, checked above
+    device = next(copy_.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(images), generator=gen)
+    recon = kl = 0.0
+    eps = None  # one noise row per image, drawn at once: the same eps whatever the batch size
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = images[order[start : start + batch_size]].to(device)
+            means, variances = copy_.encode(x)
+            if eps is None:
+                eps = torch.randn(len(images), means.shape[1], generator=gen).to(device)
+            codes = means + variances.sqrt() * eps[start : start + len(x)]
+            terms = vae_loss(x, copy_.decode(codes), means, variances, c)
+            recon += float(terms.recon) * len(x)
+            kl += float(terms.kl) * len(x)
+    n = len(images)
+    return {"recon": recon / n, "kl": kl / n, "total": (recon + kl) / n}

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .data import N_PIXELS, check_images
+from .data import N_PIXELS
 from .errors import ConfigError
 from .losses import check_c, gaussian_log_constant, kl_per_dimension
 from .models import VAE
 from .train import eval_mode
+from .validation import images as check_images
 
 if TYPE_CHECKING:
     from .experiments import Run

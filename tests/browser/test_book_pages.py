@@ -97,7 +97,8 @@ CHECKS_JS = r"""() => {
       .filter(e => e.getBoundingClientRect().height > 0).length;
   // a Markdown table left as a paragraph (smart quotes may have turned --- into a dash)
   const rawTables = [...document.querySelectorAll('p')]
-      .filter(p => /\|\s*[-\u2013\u2014]+\s*\|\s*[-\u2013\u2014]+/.test(p.textContent)).map(p => p.textContent.slice(0, 60));
+      .filter(p => /\|\s*[-\u2013\u2014]+\s*\|\s*[-\u2013\u2014]+/.test(p.textContent))
+      .map(p => p.textContent.slice(0, 60));
   return {maths, typeset, raw, images, widgetSlots, widgets, rawTables};
 }"""
 

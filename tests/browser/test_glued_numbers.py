@@ -12,7 +12,6 @@ import importlib.util as util
 import json
 
 import pytest
-
 from test_book_pages import ROOT, book_dir
 
 pytestmark = pytest.mark.browser

@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-
 from test_book_pages import ROOT, book_dir
 
 pytestmark = pytest.mark.browser
@@ -41,7 +40,7 @@ class _Page(HTMLParser):
             self.links.append(target)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse(path: Path) -> _Page:
     page = _Page()
     page.feed(path.read_text(encoding="utf-8", errors="replace"))
@@ -109,7 +108,7 @@ def test_launch_buttons_only_for_a_configured_repository():
         page = book / "chapters" / f"{notebook.stem}.html"
         links = parse(page).links
         if not repo:  # unset: no button may lead to a repository nobody here controls
-            launch = [l for l in links if "colab.research.google.com" in l or "mybinder.org" in l]
+            launch = [link for link in links if "colab.research.google.com" in link or "mybinder.org" in link]
             assert launch == [], f"{page.name}: launch buttons without a repository: {launch}"
             continue
         colab = f"https://colab.research.google.com/github/{repo}/blob/{branch}/chapters/{notebook.name}"
