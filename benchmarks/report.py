@@ -305,8 +305,10 @@ def _step_checks(r: dict, ci: bool) -> str | None:
 
 def _book_fetched(r: dict, ci: bool) -> str | None:
     x = _get(r, "book_fetched")
-    if not x:
+    if not x or "minutes" not in x:
         return None
+    if x["returncode"] != 0:
+        return f"failed after {x['minutes']:.1f} min ({x['fetched']} runs fetched, {x['trained']} trained)"
     text = f"{x['minutes']:.1f} min ({x['fetched']} runs fetched, {x['trained']} trained)"
     return _mark(text, _status(x["minutes"], TARGETS["book_fetched_minutes"], False), ci)
 

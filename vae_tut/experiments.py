@@ -55,7 +55,7 @@ class RunConfig:
     units, else fp32), ``fp32`` for the MLP. :meth:`resolved` turns ``auto``
     into the precision that will run, which is what the cache key and the label hold.
     ``likelihood="bernoulli"`` trains a Bernoulli decoder on binarised images (``c``
-    unused; chapter 5's sidebar); ``kl_variant`` and ``hidden`` (the MLP's third
+    unused; chapter 5's Bernoulli section); ``kl_variant`` and ``hidden`` (the MLP's third
     hidden width) exist for the reproduction appendix's tests of the report's numbers.
     """
 
@@ -204,7 +204,7 @@ REPORT_KL = {
     for ds in ("mnist", "fashion-mnist")
     for name, change in REPORT_CANDIDATES.items()
 }
-# Chapter 5's sidebar: the report's MLP with a Bernoulli decoder on dynamically binarised MNIST.
+# Chapter 5's Bernoulli section: the report's MLP with a Bernoulli decoder on dynamically binarised MNIST.
 BERNOULLI = {f"mlp-mnist-bernoulli-z{z}": RunConfig(z=z, likelihood="bernoulli") for z in (2, 20)}
 # Chapter 4's exercise: the report's MLP, conditioned on the digit's label.
 CVAE = RunConfig(kind="cvae")

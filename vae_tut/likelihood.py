@@ -1,7 +1,7 @@
 """Chapter 10's likelihood estimates of the book's trained runs, computed once and cached.
 
 :mod:`vae_tut.evaluate` holds the estimators; this module names the runs chapter 10
-scores (:data:`LIKELIHOOD_MODELS`, and chapter 5's Bernoulli sidebar,
+scores (:data:`LIKELIHOOD_MODELS`, and chapter 5's Bernoulli section,
 :data:`BERNOULLI_MODELS`), the decoder variance each run is scored with
 (:func:`decoder_c`), its settings, and keeps each run's estimates in the run
 cache under ``likelihood/``. An entry's key holds a checksum of the weights the model
@@ -62,7 +62,7 @@ LIKELIHOOD_MODELS: dict[str, RunConfig] = {
     "mlp-fashion-learned-c": LEARNED_C["mlp-fashion-mnist-learned-c"],
 }
 
-# Chapter 5's sidebar: the Bernoulli-decoder runs, scored on binarised test images.
+# Chapter 5's Bernoulli section: the Bernoulli-decoder runs, scored on binarised test images.
 BERNOULLI_MODELS: dict[str, RunConfig] = dict(BERNOULLI)
 
 

@@ -6,7 +6,7 @@ With the decoder p(x|z) = N(f(z), cI) over D = 784 pixels,
 
 so the training loss keeps the first part (:func:`reconstruction_loss`) and
 the constant (:func:`gaussian_log_constant`) is added back when the book
-reports log-likelihoods in nats. Chapter 5's sidebar trains the same networks
+reports log-likelihoods in nats. Chapter 5's Bernoulli section trains the same networks
 with a Bernoulli decoder on binarised images (:func:`bernoulli_reconstruction_loss`),
 and the reproduction appendix tests readings of the report's KL term
 (:data:`KL_VARIANTS`), which only the runs that name them use.
