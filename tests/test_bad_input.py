@@ -620,6 +620,7 @@ WALK = {
     "latent.extent": (latent.extent, CODES, "empty",
                       "codes must be a float32 tensor [N, *] with at least 1 row, got 0"),
     "plots.image_grid": (lambda x: plots.image_grid(x, nrow=3), IMAGES, "numpy", IMAGES_MUST + NUMPY[4:]),
+    "plots.grid_canvas": (lambda x: plots.grid_canvas(x, nrow=3), IMAGES, "NaN", IMAGES_MUST + "NaN values"),
     "plots.latent_scatter(codes)": (lambda x: plots.latent_scatter(x, LABELS), CODES, "NaN",
                                     "codes must be finite, got NaN or infinite values"),
     "plots.latent_scatter(labels)": (lambda x: plots.latent_scatter(CODES, x), LABELS, "float64",
