@@ -1,15 +1,11 @@
-"""Measuring how a trained VAE uses its latent space (chapters 8 and 9).
-
-Chapter 8 asks how many latent dimensions a model really uses and whether
-samples from the prior land where the encoder puts data; chapter 9 places
-models trained with different decoder variances ``c`` on a rate-distortion
-plane and compares them with the full negative ELBO in nats. The functions
-here compute those numbers and nothing else; the chapters draw the figures.
-"""
+"""How a trained VAE uses its latent space: active dimensions and prior holes (chapter 8), rate and
+distortion (chapter 9), and the loss in batch norm's two modes (chapter 6). The chapters draw the figures."""
 
 from __future__ import annotations
 
+import copy
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,51 +15,41 @@ from .data import N_PIXELS
 from .errors import ConfigError
 from .evaluate import bits_per_dim_8bit, dequantize, elbo_terms
 from .latent import decode, encode
-from .losses import check_c, gaussian_log_constant, kl_per_dimension
-from .models import MAX_LATENT
+from .losses import check_c, gaussian_log_constant, kl_per_dimension, vae_loss
+from .models import check_latent_dim
 from .validation import codes as check_codes
 from .validation import finite, same_shape, whole
 
+ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active when its activity exceeds this
+BATCHNORM_MODES = ("train", "eval")
 
-def _posteriors(
-    means: object, variances: object, rows: int = 1, positive: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _posteriors(means: object, variances: object, rows: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """``means`` and ``variances`` if both are finite float32 ``[N, z]`` of one shape (N >= ``rows``)."""
     means = check_codes(means, "means", rows=rows)
     variances = check_codes(variances, "variances", rows=rows, least=0.0)
     same_shape(means, variances, "means and variances")
-    if positive and float(variances.min()) <= 0:
-        raise ConfigError("every variance must be > 0 (log q(z) needs it)")
     return means, variances
 
 
-# ---------------------------------------------------------------- random codes
+def _generator(seed: object) -> torch.Generator:
+    return torch.Generator().manual_seed(validation.seed(seed))
 
 
 def prior_samples(n: int, z: int, seed: int = 0) -> torch.Tensor:
     """``n`` codes drawn from the prior N(0, I) in ``z`` dimensions, reproducibly (chapters 8-9)."""
     whole(n, "number of samples", 1)
-    whole(z, "latent size z", 1, MAX_LATENT)
-    validation.seed(seed)
-    return torch.randn(n, z, generator=torch.Generator().manual_seed(seed))
+    return torch.randn(n, check_latent_dim(z), generator=_generator(seed))
 
 
 def posterior_samples(means: torch.Tensor, variances: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """One code ``z ~ q(z|x) = N(mean, diag(var))`` per row, reproducibly (chapters 8-9)."""
     means, variances = _posteriors(means, variances)
-    validation.seed(seed)
-    eps = torch.randn(means.shape, generator=torch.Generator().manual_seed(seed))
-    return means + variances.sqrt() * eps
-
-
-# ---------------------------------------------------------------- per-dimension usage
+    return means + variances.sqrt() * torch.randn(means.shape, generator=_generator(seed))
 
 
 def kl_per_dim(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Average over ``images`` of KL(q(z_j|x) || N(0, 1)) for each latent dimension j, ``[z]`` (chapter 8).
-
-    The entries add up to the KL term of the loss on the same images.
-    """
+    """Average KL(q(z_j|x) || N(0, 1)) over ``images`` for each latent dimension j, ``[z]`` (chapter 8)."""
     means, variances = encode(model, images)
     if variances is None:
         raise ConfigError("an autoencoder has no posterior variances: the KL per dimension is a VAE's")
@@ -71,51 +57,34 @@ def kl_per_dim(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def unit_activity(means: torch.Tensor) -> torch.Tensor:
-    """Burda et al.'s activity per dimension: the variance over images of E_q[z_j], ``[z]`` (chapter 8).
-
-    A variance needs at least two images."""
-    check_codes(means, "means", rows=2)
-    return means.var(0)
-
-
-ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active when its activity exceeds this
+    """Burda et al.'s activity per dimension, the variance of E_q[z_j] over two or more images (chapter 8)."""
+    return check_codes(means, "means", rows=2).var(0)
 
 
 def active_mask(activity: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
     """Which latent dimensions are active: ``activity > threshold`` (chapter 8)."""
     validation.tensor(activity, "activity", (None,), least=0.0)
-    finite(threshold, "threshold", 0)
-    return activity > threshold
+    return activity > finite(threshold, "threshold", 0)
 
 
 def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
-    """Standard deviation per dimension of the aggregate posterior (1/N) sum_x q(z|x), ``[z]`` (chapter 9).
-
-    By the law of total variance it is ``sqrt(Var_x(mean) + E_x[var])``; the
-    prior's is 1 in every dimension.
-    """
+    """Standard deviation per dimension of the aggregate posterior (1/N) sum_x q(z|x), ``[z]`` (chapter 9)."""
     means, variances = _posteriors(means, variances)
-    return (means.var(0, unbiased=False) + variances.mean(0)).sqrt()
+    return (means.var(0, unbiased=False) + variances.mean(0)).sqrt()  # the law of total variance
 
 
 def marginal_kl(
     means: torch.Tensor, variances: torch.Tensor, n_samples: int = 2000, seed: int = 0, batch_size: int = 256
 ) -> float:
-    """KL(q(z) || p(z)) in nats for the aggregate posterior q(z) = (1/N) sum_n q(z|x_n) of the N
-    images whose posteriors are given (chapter 8's "prior holes").
-
-    Monte Carlo over ``n_samples`` draws z ~ q(z) (an image, then its posterior), with
-    log q(z) evaluated exactly as a mixture of the N Gaussians. With the per-image KL
-    averaged over the same images it splits the KL term: E_x KL(q(z|x) || p) =
-    I(x; z) + KL(q(z) || p), where the mutual information of the N-image mixture is at
-    most log N.
-    """
-    means, variances = _posteriors(means, variances, positive=True)
+    """KL(q(z) || p(z)) in nats of the aggregate posterior of the given posteriors, by Monte Carlo over
+    ``n_samples`` draws with the exact mixture density (chapter 8's "prior holes")."""
+    means, variances = _posteriors(means, variances)
+    if float(variances.min()) <= 0:
+        raise ConfigError("every variance must be > 0 (log q(z) needs it)")
     whole(n_samples, "n_samples", 1)
     whole(batch_size, "batch size", 1)
-    validation.seed(seed)
+    gen = _generator(seed)
     n, z = means.shape
-    gen = torch.Generator().manual_seed(seed)
     pick = torch.randint(n, (n_samples,), generator=gen)
     samples = means[pick] + variances[pick].sqrt() * torch.randn(n_samples, z, generator=gen)
     # log N(s; m, v) = log_norm - (s^2 @ 1/v - 2 s @ m/v + sum m^2/v) / 2: two matrix products per
@@ -134,23 +103,13 @@ def marginal_kl(
 
 
 def aggregate_gaussian_samples(means: torch.Tensor, variances: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` codes from the Gaussian with the aggregate posterior's mean and full covariance (chapter 8).
-
-    The covariance is that of the means plus the average posterior variance on the diagonal
-    (law of total variance). Sampling from it instead of N(0, I) is the simplest way to put
-    samples where the encoded data are.
-    """
+    """``n`` codes from the Gaussian with the aggregate posterior's mean and full covariance (chapter 8)."""
     means, variances = _posteriors(means, variances, rows=2)  # a covariance needs two codes
     whole(n, "number of samples", 1)
-    validation.seed(seed)
-    centre = means.mean(0)
-    cov = torch.cov(means.T.double()).reshape(means.shape[1], means.shape[1]) + torch.diag(variances.mean(0).double())
-    chol = torch.linalg.cholesky(cov)
-    eps = torch.randn(n, means.shape[1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return (centre.double() + eps @ chol.T).float()
-
-
-# ---------------------------------------------------------------- distances in latent space
+    gen, z = _generator(seed), means.shape[1]
+    cov = torch.cov(means.T.double()).reshape(z, z) + torch.diag(variances.mean(0).double())
+    eps = torch.randn(n, z, generator=gen, dtype=torch.float64)
+    return (means.mean(0).double() + eps @ torch.linalg.cholesky(cov).T).float()
 
 
 def nearest_code(
@@ -160,21 +119,13 @@ def nearest_code(
     samples = check_codes(samples, "samples")
     codes = check_codes(codes, "codes", samples.shape[1])
     whole(batch_size, "batch size", 1)
-    distances, indices = [], []
-    for start in range(0, len(samples), batch_size):
-        d = torch.cdist(samples[start : start + batch_size], codes)
-        best = d.min(1)
-        distances.append(best.values)
-        indices.append(best.indices)
-    return torch.cat(distances), torch.cat(indices)
+    best = [torch.cdist(samples[i : i + batch_size], codes).min(1) for i in range(0, len(samples), batch_size)]
+    return torch.cat([b.values for b in best]), torch.cat([b.indices for b in best])
 
 
 def nearest_code_distance(samples: torch.Tensor, codes: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Distance from each row of ``samples`` to its nearest row of ``codes`` (chapter 8)."""
     return nearest_code(samples, codes, batch_size)[0]
-
-
-# ---------------------------------------------------------------- rate and distortion
 
 
 def distortion(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
@@ -191,11 +142,7 @@ def rate(model: nn.Module, images: torch.Tensor) -> float:
 
 
 def negative_elbo_nats(mse_per_pixel: float, kl: float, c: float, n_pixels: int = N_PIXELS) -> float:
-    """The full negative ELBO in nats per image, with the decoder's constant (chapter 9).
-
-    ``D * mse / (2c) + (D/2) log(2 pi c) + KL``: the training loss plus
-    :func:`~vae_tut.losses.gaussian_log_constant`, an upper bound on -log p(x).
-    """
+    """The full negative ELBO in nats per image, ``D * mse / (2c) + (D/2) log(2 pi c) + KL`` (chapter 9)."""
     finite(mse_per_pixel, "mean squared error per pixel", 0)
     finite(kl, "KL", 0)
     whole(n_pixels, "number of pixels", 1)
@@ -205,14 +152,8 @@ def negative_elbo_nats(mse_per_pixel: float, kl: float, c: float, n_pixels: int 
 def dequantized_distortion_rate(
     model: nn.Module, images: torch.Tensor, samples: int = 10, seed: int = 0
 ) -> tuple[float, float]:
-    """Distortion and rate at dequantised copies of 8-bit ``images`` (chapter 9's 8-bit scale).
-
-    Each image ``x`` becomes ``(k + u) / 256`` (:func:`~vae_tut.evaluate.dequantize`, seed ``seed``);
-    :func:`~vae_tut.evaluate.elbo_terms` draws ``samples`` codes z ~ q(z|x) of that copy (seed
-    ``seed + 1``). Returns the mean squared error per pixel ``E||x - f(z)||^2 / D`` and the average
-    KL in nats: with :func:`negative_elbo_nats` they give the ELBO of the copies for any c, and
-    :func:`elbo_bits_per_dim_8bit` an upper bound on the 8-bit bits per dimension.
-    """
+    """Mean squared error per pixel and KL in nats at dequantised copies of 8-bit ``images``, averaged
+    over ``samples`` codes z ~ q(z|x) (chapter 9's 8-bit scale)."""
     copies = dequantize(images, seed)
     n_pixels = copies[0].numel()
     # at c = 1 the expected log-likelihood is -||x - f(z)||^2 / 2 - (D/2) log(2 pi), per image
@@ -222,48 +163,25 @@ def dequantized_distortion_rate(
 
 
 def elbo_bits_per_dim_8bit(mse_per_pixel: float, kl: float, c: float, n_pixels: int = N_PIXELS) -> float:
-    """8-bit bits per dimension from the ELBO at dequantised images (:func:`dequantized_distortion_rate`).
-
-    ``8 + (-ELBO) / (D ln 2)`` with -ELBO from :func:`negative_elbo_nats`: an upper bound on the cost
-    of the 8-bit images, since the ELBO lies below log p and the dequantised log p below log P
-    (:func:`~vae_tut.evaluate.bits_per_dim_8bit`).
-    """
+    """Upper bound on 8-bit bits per dimension from the ELBO at dequantised images (chapter 9)."""
     return float(bits_per_dim_8bit(-negative_elbo_nats(mse_per_pixel, kl, c, n_pixels), n_pixels))
-
-
-# ---------------------------------------------------------------- batch normalisation's two modes
-
-
-BATCHNORM_MODES = ("train", "eval")
 
 
 def loss_in_batchnorm_mode(
     model: nn.Module, images: torch.Tensor, c: float, mode: str, batch_size: int = 256, seed: int = 0
 ) -> dict[str, float]:
-    """Mean reconstruction, KL and total loss per image over ``images`` (Gaussian decoder, variance
-    ``c``) with batch normalisation in ``mode`` (chapter 6).
-
-    ``"train"``: each batch of ``batch_size`` images is standardised by its own statistics, as in
-    training; ``"eval"``: by the running averages, as every test loss of the book. The images go in
-    a random order and z = mean + sqrt(var) eps draws its noise, both fixed by ``seed``, so the two
-    modes see the same batches and every image the same eps. No gradients; the pass runs on a copy,
-    so ``model`` keeps its mode and its running averages.
-    """
-    import copy
-    from typing import Any
-
-    from .losses import vae_loss
-
+    """Mean reconstruction, KL and total loss per image with batch norm in ``mode`` (chapter 6): "train"
+    standardises each batch by its own statistics, "eval" by the running averages. Runs on a copy,
+    with the same seeded batches and noise in both modes."""
     validation.one_of(mode, BATCHNORM_MODES, "mode")
     if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))):
         raise ConfigError("the loss in a batch-norm mode needs a VAE (a model with encode and decode)")
     validation.images(images)
     c = check_c(c)
     whole(batch_size, "batch size", 1)
-    validation.seed(seed)
+    gen = _generator(seed)
     copy_: Any = copy.deepcopy(model).train(mode == "train")  # a VAE: encode and decode, checked above
     device = next(copy_.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(images), generator=gen)
     recon = kl = 0.0
     eps = None  # one noise row per image, drawn at once: the same eps whatever the batch size

@@ -1,19 +1,6 @@
-"""A small digit (or garment) classifier that judges generated images (chapters 3, 8 and 9).
-
-"Do these samples look like digits?" is a question the book answers with a
-number instead of prose: a small convolutional classifier, trained once per
-data set on the real training images and cached like a run, reads each generated
-image. Two summaries make the *classifier verdict*:
-
-- ``confidence``: the mean of the largest class probability. Real test images
-  score close to 1; a blurred mixture of two digits scores lower.
-- ``entropy_bits``: the entropy of the average predicted class distribution,
-  in bits. ``log2(10) = 3.32`` bits means the samples cover all ten classes
-  equally; 0 means they all look like one class.
-
-The classifier's own test accuracy comes with it, so a reader can see how far
-to trust it.
-"""
+"""A small digit (or garment) classifier that judges generated images (chapters 3, 8 and 9): its *verdict* on a
+set of images is the mean largest class probability (``confidence``) and the entropy in bits of the mean class
+distribution (``entropy_bits``; log2(10) = 3.32: all ten classes equally, 0: one class), with its test accuracy."""
 
 from __future__ import annotations
 
@@ -98,21 +85,13 @@ def _fit(dataset: str, quick: bool, seed: int = 0) -> tuple[nn.Module, float]:
 
 
 def load_classifier(dataset: str = "mnist") -> Classifier:
-    """The cached classifier of ``dataset``, trained on first use (about a minute on a laptop CPU;
-    quick mode, ``$VAE_TUT_QUICK=1``: the first 2,048 training images only). Its cache key holds
-    the data set, quick mode, :data:`CODE_VERSION` and the torch version."""
+    """The cached classifier of ``dataset``, trained on first use (a minute on a laptop CPU; quick: 2,048 images)."""
     from .experiments import cache_dir, quick_mode
 
     validation.one_of(dataset, DATASETS, "dataset")
     quick = quick_mode()
     digest = store.key_digest(
-        {
-            "dataset": dataset,
-            "quick": quick,
-            "epochs": EPOCHS,
-            "code": CODE_VERSION,
-            "torch": torch.__version__,
-        }
+        {"dataset": dataset, "quick": quick, "epochs": EPOCHS, "code": CODE_VERSION, "torch": torch.__version__}
     )
     folder = cache_dir() / "classifier" / f"{dataset}-{digest}"
 
@@ -156,6 +135,5 @@ def sample_quality(images: torch.Tensor, dataset: str = "mnist") -> SampleQualit
     return verdict(class_probabilities(images, dataset))
 
 
-# The code that makes a classifier (this module and the data loading), hashed once at import as a
-# run's is: an edit made to the file later cannot change the key of the code that runs.
+# The code that makes a classifier (this module and the data loading), hashed once at import as a run's is
 CODE_VERSION: str = store.code_version([sys.modules[__name__], load_dataset])

@@ -13,13 +13,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import VaeTutError
+from .errors import ConfigError, VaeTutError
 
 EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line, not usage plus a message."""
+    """An ``ArgumentParser`` whose errors are one line, without the usage."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -49,15 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--z", type=int, default=2, help="latent size (default 2)")
     tr.add_argument("--c", type=float, default=0.05, help="decoder variance (default 0.05)")
     tr.add_argument("--epochs", type=int, default=15)
-    tr.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.0025 for mlp, 0.0015 for cnn)")
+    tr.add_argument("--lr", type=float, help="learning rate (default: 0.0025 for mlp, 0.0015 for cnn)")
     tr.add_argument("--batch-size", type=int, default=256)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument(
         "--precision",
         choices=["fp32", "bf16", "auto"],
-        default=None,
-        help="arithmetic of the forward pass (default: auto for cnn, i.e. bf16 where "
-        "the hardware has bf16 units and fp32 elsewhere; fp32 for mlp)",
+        help="arithmetic of the forward pass (default: auto for cnn, i.e. bf16 where the hardware has bf16 units "
+        "and fp32 elsewhere; fp32 for mlp)",
     )
     tr.add_argument(
         "--json", action="store_true", help="end with one JSON line of final train/test recon, kl, total and seconds"
@@ -67,12 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="run the report's grid and write a results table")
     rep.add_argument("--only", choices=list(GRIDS), help="run one part of the grid")
     rep.add_argument("--out", default="reproduce.md", help="markdown table to write")
-    rep.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        help="worker processes training at once (default: one single-thread worker per core)",
-    )
+    rep.add_argument("--jobs", type=int, help="worker processes at once (default: one per core, one thread each)")
     _add_run_options(rep)
 
     pub = sub.add_parser("publish", help="write the cached runs and their index.json to DIR for readers to fetch")
@@ -83,9 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="quick mode: 1 epoch on 2,048 images (same as VAE_TUT_QUICK=1)")
     p.add_argument("--retrain", action="store_true", help="ignore and replace cached runs")
-    p.add_argument(
-        "--device", choices=["cpu", "cuda", "mps"], help="where to train (default: CUDA, then MPS, then the CPU)"
-    )
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="where to train (default: CUDA, MPS, then CPU)")
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -99,19 +91,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .experiments import RunConfig, run
 
-    config = RunConfig(
-        arch=args.arch,
-        dataset=args.dataset,
-        z=args.z,
-        c=args.c,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        seed=args.seed,
-        kind=args.kind,
-        precision=args.precision,
-    )
-    result = run(config, retrain=args.retrain, device=args.device)
+    names = ("arch", "dataset", "z", "c", "lr", "batch_size", "epochs", "seed", "kind", "precision")
+    result = run(RunConfig(**{name: getattr(args, name) for name in names}), retrain=args.retrain, device=args.device)
     s = result.summary()
     print(f"{s['run']}{' (fetched)' if result.origin == 'fetched' else ' (from cache)' if s['cached'] else ''}")
     for split in ("train", "test"):
@@ -119,28 +100,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"  {split:5s}  recon {m['recon']:8.2f}  kl {m['kl']:7.2f}  total {m['total']:8.2f}")
     print(f"  trained in {s['seconds']:.1f} s")
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "train": s["train"],
-                    "test": s["test"],
-                    "seconds": s["seconds"],
-                    "quick": s["quick"],
-                    "cached": s["cached"],
-                }
-            )
-        )
+        print(json.dumps({key: s[key] for key in ("train", "test", "seconds", "quick", "cached")}))
     return 0
 
 
-def _check_writable(path: Path) -> None:
-    """Fail in one line naming ``path`` before any training if the results table could not be
-    written there: append one probe byte (a full disk or ``/dev/full`` refuses it), then
-    truncate the file back to its size, or remove it if it was not there before (Appendix:
-    reproducing the report)."""
-    from .errors import ConfigError
+def _unwritable(path: Path, err: OSError) -> ConfigError:
     from .store import reason
 
+    return ConfigError(f"--out {path} cannot be written ({reason(err)})")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail in one line naming ``path``, before any training, if the results table could not be written there:
+    append a probe byte (a full disk refuses it), then truncate the file back, or remove it if it was new."""
     try:
         if path.is_dir():
             raise ConfigError(f"--out {path} is a folder; name a file")
@@ -160,19 +132,15 @@ def _check_writable(path: Path) -> None:
         if not existed:
             path.unlink()
     except OSError as err:
-        raise ConfigError(f"--out {path} cannot be written ({reason(err)})") from None
+        raise _unwritable(path, err) from None
 
 
 def _write_out(path: Path, text: str) -> None:
     """Write the results table to ``path``; a failure is one line naming it."""
-    from .errors import ConfigError
-    from .store import reason
-
     try:
-        with open(path, "w") as f:
-            f.write(text)
+        path.write_text(text)
     except OSError as err:
-        raise ConfigError(f"--out {path} cannot be written ({reason(err)})") from None
+        raise _unwritable(path, err) from None
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -187,16 +155,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     _check_writable(out)
     jobs = available_cores() if args.jobs is None else check_jobs(args.jobs)
     dev = resolve_device(args.device)
-    folders = {cache_dir() / config.resolved(dev).key(dev) for config in grid(args.only).values()}
+    configs = grid(args.only)
+    folders = {cache_dir() / config.resolved(dev).key(dev) for config in configs.values()}
     before = set() if args.retrain else {folder for folder in folders if folder.is_dir()}
     with sigterm_as_interrupt():  # `kill PID` stops the workers as Ctrl-C does
         # the grid's missing runs and (whole grid) chapters 5 and 10's estimates, so the book only reads them
-        run_tasks(
-            missing_tasks(args.only, device=args.device, retrain=args.retrain),
-            jobs,
-            say=lambda line: print(line, flush=True),
-        )
-        runs = {name: run(config, device=args.device) for name, config in grid(args.only).items()}
+        tasks = missing_tasks(args.only, device=args.device, retrain=args.retrain)
+        run_tasks(tasks, jobs, say=lambda line: print(line, flush=True))
+        runs = {name: run(config, device=args.device) for name, config in configs.items()}
     table = results_table(runs)
     _write_out(out, table)
     print(table)
@@ -215,8 +181,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _read_flags(quick: bool) -> None:
-    """Check the on/off variables once (:func:`~vae_tut.validation.env_flag`) and write them back
-    as ``1``/``0``, the form every reader of them understands; ``--quick`` turns quick mode on."""
+    """Check the on/off variables once and write them back as ``1``/``0``, which every reader understands;
+    ``--quick`` turns quick mode on."""
     from .validation import env_flag
 
     flags = {
@@ -246,9 +212,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog} {args.command}: error: {where}{reason(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(
-            f"{parser.prog} {args.command}: interrupted; finished epochs are kept "
-            "and the same command resumes from them",
-            file=sys.stderr,
-        )
+        resume = "finished epochs are kept and the same command resumes from them"
+        print(f"{parser.prog} {args.command}: interrupted; {resume}", file=sys.stderr)
         return 130

@@ -1,11 +1,5 @@
-"""One trained model, scored the way each popular VAE tutorial scores its own (chapter 5).
-
-Tutorials print numbers that look alike and are not: a loss per image or per batch, a
-sum or a mean over the 784 pixels, a Gaussian or a Bernoulli (binary cross-entropy)
-reconstruction term, a closed-form or a one-sample KL, a loss or an ELBO. Chapter 5
-takes its trained MLP VAE and computes what each of these conventions would print for
-it, so that the differences are visible as numbers of the same model.
-"""
+"""One trained model, scored the way each popular VAE tutorial scores its own (chapter 5): per image
+or per batch, summed or averaged over pixels, Gaussian or Bernoulli, closed-form or one-sample KL."""
 
 from __future__ import annotations
 
@@ -25,6 +19,16 @@ if TYPE_CHECKING:
     from .experiments import Run
 
 BATCH = 128  # the batch size of pytorch/examples and of the Keras example
+# How to turn one convention's number into another's, for the same model and images.
+CONVERSIONS: list[tuple[str, str, str]] = [
+    ("per image", f"summed over a batch of B ({BATCH} in pytorch/examples)", "multiply by B"),
+    ("BCE averaged over pixels", "BCE summed over pixels", f"multiply by D = {N_PIXELS}"),
+    ("the book's loss", "−ELBO in nats", "add (D/2) log(2πc)"),
+    ("the book's reconstruction term", "summed squared error", "multiply by 2c"),
+    ("an ELBO", "a loss", "change the sign"),
+    ("one-sample KL", "closed-form KL", "none per batch; equal in expectation"),
+    ("a Gaussian loss", "a Bernoulli (BCE) loss", "none: another likelihood, another number"),
+]
 
 
 class Row(NamedTuple):
@@ -39,19 +43,14 @@ class Row(NamedTuple):
 def image_terms(
     model: VAE, images: torch.Tensor, c: float, *, seed: int = 0, batch_size: int = 1000
 ) -> dict[str, torch.Tensor]:
-    """Per-image terms ``[N]`` of a VAE on ``images`` (chapter 5), with one code
-    z = mean + sqrt(var) * eps per image drawn from a generator seeded with ``seed``:
-
-    ``recon`` ||x - sigmoid(f(z))||^2 / (2c) summed over pixels, ``sq_err`` the same without
-    1/(2c), ``bce`` the binary cross-entropy of x against sigmoid(f(z)) summed over pixels,
-    ``bce_floor`` that of x against itself (the smallest value the BCE of grey pixels can take),
-    ``kl`` the closed-form KL and ``kl_mc`` its one-sample estimate log q(z|x) - log p(z).
-    """
+    """Per-image terms ``[N]`` of a VAE with one seeded code z ~ q(z|x) per image (chapter 5): ``recon``
+    ||x - x̂||²/(2c), ``sq_err`` ||x - x̂||², ``bce`` and ``bce_floor`` (x against itself) summed over
+    pixels, the closed-form ``kl`` and its one-sample estimate ``kl_mc``."""
     check_c(c)
     check_images(images)
     generator = torch.Generator().manual_seed(seed)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("recon", "sq_err", "bce", "bce_floor", "kl", "kl_mc")}
     device = next(model.parameters()).device
+    batches = []
     with eval_mode(model):
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size]
@@ -60,23 +59,24 @@ def image_terms(
             z = mean + var.sqrt() * eps
             logits = model.decode(z.to(device)).float().cpu()
             sq_err = (x - torch.sigmoid(logits)).pow(2).flatten(1).sum(1)
-            parts["sq_err"].append(sq_err)
-            parts["recon"].append(sq_err / (2.0 * c))
-            bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-            parts["bce"].append(bce.flatten(1).sum(1))
-            floor = -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x))
-            parts["bce_floor"].append(floor.flatten(1).sum(1))
-            parts["kl"].append(kl_per_dimension(mean, var).sum(1))
-            # log q(z|x) - log p(z): the 2 pi terms cancel, (z - mean)^2 / var = eps^2
-            parts["kl_mc"].append(0.5 * (z.pow(2) - eps.pow(2) - var.log()).sum(1))
-    return {k: torch.cat(v) for k, v in parts.items()}
+            batches.append(
+                {
+                    "recon": sq_err / (2.0 * c),
+                    "sq_err": sq_err,
+                    "bce": F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1),
+                    "bce_floor": -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x)).flatten(1).sum(1),
+                    "kl": kl_per_dimension(mean, var).sum(1),
+                    # log q(z|x) - log p(z): the 2 pi terms cancel, (z - mean)^2 / var = eps^2
+                    "kl_mc": 0.5 * (z.pow(2) - eps.pow(2) - var.log()).sum(1),
+                }
+            )
+    return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
 
 
 def kl_per_batch(
     model: VAE, images: torch.Tensor, *, batch_size: int = BATCH, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch means of the closed-form KL and of its one-sample estimate, one per full batch
-    (chapter 5): both average to about the same value, the second scatters more."""
+    """Batch means of the closed-form KL and of its one-sample estimate, one per full batch (chapter 5)."""
     terms = image_terms(model, images, 1.0, seed=seed)
     n = len(images) // batch_size * batch_size
     if n == 0:
@@ -85,11 +85,8 @@ def kl_per_batch(
 
 
 def conventions(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0, batch_size: int = BATCH) -> list[Row]:
-    """What each convention prints for one model on ``images`` (grey, in [0, 1]) (chapter 5).
-
-    All values are averages over the images unless the name says otherwise; the Bernoulli
-    rows score the Gaussian-trained decoder's sigmoid outputs as pixel probabilities.
-    """
+    """What each convention prints for one model on grey ``images``, averaged over them unless the name
+    says otherwise (chapter 5)."""
     grey = image_terms(model, images, c, seed=seed)
     binary = image_terms(model, (images > 0.5).float(), c, seed=seed)
     avg = {k: float(v.double().mean()) for k, v in grey.items()}
@@ -131,20 +128,7 @@ def conventions(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0, ba
     ]
 
 
-# How to turn one convention's number into another's, for the same model and images.
-CONVERSIONS: list[tuple[str, str, str]] = [
-    ("per image", f"summed over a batch of B ({BATCH} in pytorch/examples)", "multiply by B"),
-    ("BCE averaged over pixels", "BCE summed over pixels", f"multiply by D = {N_PIXELS}"),
-    ("the book's loss", "−ELBO in nats", "add (D/2) log(2πc)"),
-    ("the book's reconstruction term", "summed squared error", "multiply by 2c"),
-    ("an ELBO", "a loss", "change the sign"),
-    ("one-sample KL", "closed-form KL", "none per batch; equal in expectation"),
-    ("a Gaussian loss", "a Bernoulli (BCE) loss", "none: another likelihood, another number"),
-]
-
-
 def convention_rows(run: Run, images: torch.Tensor, *, seed: int = 0) -> list[list[str]]:
-    """Formatted rows (convention, formula, value) for chapter 5's table, for a trained
-    :class:`~vae_tut.experiments.Run` on test ``images``."""
+    """Chapter 5's table rows (convention, formula, value) for a trained run on test ``images``."""
     rows = conventions(run.model, images, run.config.c, seed=seed)  # type: ignore[arg-type]  # a VAE run
     return [[r.name, r.formula, f"{r.value:,.1f}" if abs(r.value) >= 1 else f"{r.value:.3f}"] for r in rows]

@@ -1,8 +1,5 @@
-"""Errors that ``vae_tut`` raises for bad input or bad files.
-
-Every error here carries a one-line message meant for a reader, and the
-command line prints exactly that line (exit status 2) instead of a traceback.
-"""
+"""Errors that ``vae_tut`` raises for bad input or bad files: each a one-line message for a reader, which the
+command line prints instead of a traceback (exit status 2)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,9 @@
 """What the grid's tasks cost and how long is left: the estimate ``python -m vae_tut reproduce`` prints
 (Performance appendix).
 
-The time left is priced in arithmetic, known before a task starts: its
-floating-point operations (:func:`network_flops`, counted by torch's FLOP counter
-on one small batch) divided by the speed, in FLOP/s per worker, measured on the
-epochs finished so far (of the same kind of task once one has run, else of any);
-before the first epoch, the speed of each kind of task timed here on a batch of its network
-(:func:`calibrate`), corrected by what the first finished epochs show. :class:`Progress`
-prints one line per task started, per epoch (at most one every ``interval`` seconds per run)
-and per task done, each ending with the time since the start, ``[at 12.3 min]``, so a log
-shows how good the estimates were (``benchmarks/report.py`` reads them back).
+A task's time left is its FLOPs (:func:`network_flops`) over the speed per worker measured on the epochs so far,
+or before any, timed here (:func:`calibrate`). :class:`Progress` prints the progress lines, each ending with
+``[at 12.3 min]`` so that a log shows how good the estimates were (``benchmarks/report.py`` reads them back).
 """
 
 from __future__ import annotations
@@ -28,21 +22,15 @@ from .models import MLP_HIDDEN
 from .pool import Task
 from .train import resolve_device
 
-# Training reaches about 0.2-0.4 of a single-thread matrix product's speed (Performance
-# appendix), so before any epoch has finished a task is priced at this fraction of it.
+# Training reaches 0.2-0.4 of a one-thread matrix product's speed (Performance appendix): a task's speed
+# before any is measured.
 EFFICIENCY = 0.3
-
-
-# ---------------------------------------------------------------- what the work costs
 
 
 @functools.cache
 def network_flops(arch: str, z: int, kind: str = "vae", hidden: int = MLP_HIDDEN) -> tuple[float, float, float]:
-    """FLOPs per image of a training step (forward and backward), an evaluation pass, and one decoding.
-
-    Counted once per network by ``torch.utils.flop_counter.FlopCounterMode`` on a
-    batch of 4: matrix products and convolutions only, a lower bound on the work.
-    """
+    """FLOPs per image of a training step (forward and backward), an evaluation pass, and one decoding:
+    matrix products and convolutions counted by torch's ``FlopCounterMode`` on a batch of 4, a lower bound."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from .models import build_model
@@ -76,8 +64,8 @@ def _timed(step: Callable[[], object], device: torch.device, repeats: int = 2) -
 
 
 def _task_rate(task: Task, config: RunConfig) -> float:
-    """FLOP/s of ``task``'s network here: two training steps of a batch, or the importance-sampling
-    estimator on two images."""
+    """FLOP/s of ``task``'s network here: training steps on a batch, or the importance-sampling estimator."""
+    from .evaluate import log_importance_weights
     from .losses import vae_loss
     from .models import build_model
     from .train import autocast, forward, has_convolutions, make_optimizer
@@ -86,36 +74,29 @@ def _task_rate(task: Task, config: RunConfig) -> float:
     model = build_model(config.arch, config.z, config.kind, config.hidden).to(device)
     if has_convolutions(model):
         model.to(memory_format=torch.channels_last)
-    step_flops, _, decode_flops = network_flops(config.arch, config.z, config.kind, config.hidden)
-    n = config.batch_size if task.epochs else 500
+    step_flops, forward_flops, decode_flops = network_flops(config.arch, config.z, config.kind, config.hidden)
+    if not task.epochs:  # the estimator itself, on 2 images with 250 samples each
+        images, k = torch.rand(2, 1, 28, 28), 250
+        seconds = _timed(lambda: log_importance_weights(model, images, 0.05, k), device)  # type: ignore[arg-type]
+        return len(images) * (forward_flops + k * decode_flops) / seconds
+    n = config.batch_size
     x = torch.rand(n, 1, 28, 28, device=device)
     labels = torch.zeros(n, dtype=torch.long, device=device) if config.kind == "cvae" else None
-    if task.epochs:
-        optimizer = make_optimizer(model, config.lr or 1e-3, device)
+    optimizer = make_optimizer(model, config.lr or 1e-3, device)
 
-        def step() -> None:
-            with autocast(device, config.precision or "fp32"):
-                out = forward(model, x, labels)
-            vae_loss(x, out.logits, out.mean, out.var, config.c).total.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+    def step() -> None:
+        with autocast(device, config.precision or "fp32"):
+            out = forward(model, x, labels)
+        vae_loss(x, out.logits, out.mean, out.var, config.c).total.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
-        return step_flops * n / _timed(step, device)
-    from .evaluate import log_importance_weights
-
-    _, forward_flops, _ = network_flops(config.arch, config.z, config.kind, config.hidden)
-    images, k = torch.rand(2, 1, 28, 28), 250  # the estimator itself, on 2 images with 250 samples each
-    seconds = _timed(lambda: log_importance_weights(model, images, 0.05, k), device)  # type: ignore[arg-type]
-    return len(images) * (forward_flops + k * decode_flops) / seconds
+    return step_flops * n / _timed(step, device)
 
 
 def calibrate(tasks: list[Task], threads: int) -> dict[str, float]:
-    """FLOP/s per worker of each family of ``tasks``, timed here on its first task's network with
-    ``threads`` threads (:func:`_task_rate`, a second or two in all).
-
-    What it cannot see, such as workers sharing memory bandwidth, :class:`Progress` corrects by the
-    ratio of measured to calibrated speed as soon as any task has reported.
-    """
+    """FLOP/s per worker of each family of ``tasks``, timed here on its first task's network with ``threads``
+    threads (a second or two); :class:`Progress` corrects it by what the first measured speeds show."""
     rates: dict[str, float] = {}
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -132,12 +113,11 @@ def calibrate(tasks: list[Task], threads: int) -> dict[str, float]:
 def matmul_rate(threads: int = 1, n: int = 512, repeats: int = 8, dtype: torch.dtype = torch.float32) -> float:
     """FLOP/s of an ``n x n`` matrix product (best of ``repeats``) on ``threads`` threads: the yardstick of
     the time estimate, and of the benchmarks' peak (Performance appendix)."""
+    a, best = torch.rand(n, n).to(dtype), math.inf
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        a = torch.rand(n, n).to(dtype)
         a @ a  # warm-up
-        best = math.inf
         for _ in range(repeats):
             started = time.perf_counter()
             a @ a
@@ -145,9 +125,6 @@ def matmul_rate(threads: int = 1, n: int = 512, repeats: int = 8, dtype: torch.d
     finally:
         torch.set_num_threads(previous)
     return 2 * n**3 / max(best, 1e-9)
-
-
-# ---------------------------------------------------------------- progress and the time left
 
 
 def _minutes(seconds: float) -> str:
@@ -158,18 +135,17 @@ def _minutes(seconds: float) -> str:
 @dataclass
 class Progress:
     """Prints the progress lines and prices the work left at the speeds measured so far
-    (the :class:`vae_tut.pool.Listener` of :func:`vae_tut.parallel.run_tasks`)."""
+    (the listener of :mod:`vae_tut.pool`'s workers in :func:`vae_tut.parallel.run_tasks`)."""
 
     tasks: list[Task]
     jobs: int
     say: Callable[[str], None]
-    interval: float
+    interval: float  # seconds between a run's epoch lines (its last epoch always has one)
     default_rate: float  # FLOP/s per worker until a speed is measured
     calibrated: dict[str, float] = field(default_factory=dict)  # family -> FLOP/s timed before the start
     start: float = field(default_factory=time.monotonic)
     work: dict[str, list[float]] = field(default_factory=dict)  # family -> [FLOPs, seconds] measured
-    done_epochs: dict[str, int] = field(default_factory=dict)
-    epoch_seconds: dict[str, float] = field(default_factory=dict)  # cumulative, at the last epoch
+    reported: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> last epoch, its seconds
     begun: dict[str, float] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
     last_line: dict[str, float] = field(default_factory=dict)
@@ -178,18 +154,14 @@ class Progress:
         self.by_name = {t.name: (i, t) for i, t in enumerate(self.tasks, 1)}
 
     def rate(self, family: str) -> float:
-        """FLOP/s per worker: measured on ``family``; else its calibrated speed (:func:`calibrate`)
-        scaled by how the measured families compare with theirs; else measured on all tasks so
-        far; else the default."""
+        """FLOP/s per worker: measured on ``family``; else its calibrated speed scaled as the measured
+        families compare with theirs; else measured on all tasks so far; else the default."""
         if family not in self.work and family in self.calibrated:
-            seen = [f for f in self.work if f in self.calibrated and self.work[f][1] > 0]
-            load = (
-                sum(self.work[f][0] / self.work[f][1] / self.calibrated[f] for f in seen) / len(seen) if seen else 1.0
-            )
-            return self.calibrated[family] * load
+            loads = [f / s / self.calibrated[k] for k, (f, s) in self.work.items() if k in self.calibrated]
+            return self.calibrated[family] * (sum(loads) / len(loads) if loads else 1.0)
         measured = [self.work[family]] if family in self.work else list(self.work.values())
-        flops, seconds = sum(m[0] for m in measured), sum(m[1] for m in measured)
-        return flops / seconds if seconds > 0 else self.default_rate
+        seconds = sum(s for _, s in measured)
+        return sum(f for f, _ in measured) / seconds if seconds > 0 else self.default_rate
 
     def _measured(self, family: str, flops: float, seconds: float) -> None:
         if seconds > 0:
@@ -197,61 +169,52 @@ class Progress:
             totals[0] += flops
             totals[1] += seconds
 
-    def left_s(self, now: float | None = None) -> float:
+    def left_s(self) -> float:
         """Seconds until every task is done: the work left over the workers, or the longest task left."""
-        now = time.monotonic() if now is None else now
         lefts = []
         for task in self.tasks:
-            if task.name in self.finished:
-                continue
-            share = 1 - self.done_epochs.get(task.name, 0) / task.epochs if task.epochs else 1
-            left = task.flops * share / self.rate(task.family)
-            if not task.epochs and task.name in self.begun:
-                left = max(0.0, left - (now - self.begun[task.name]))
-            lefts.append(left)
+            if task.name not in self.finished:
+                share = 1 - self.reported.get(task.name, (0, 0.0))[0] / task.epochs if task.epochs else 1
+                left = task.flops * share / self.rate(task.family)
+                if not task.epochs and task.name in self.begun:
+                    left = max(0.0, left - (time.monotonic() - self.begun[task.name]))
+                lefts.append(left)
         return max(sum(lefts) / self.jobs, max(lefts, default=0.0))
 
-    def _say(self, text: str) -> None:
-        self.say(f"{text} [at {(time.monotonic() - self.start) / 60:.1f} min]")
-
-    def _tag(self, name: str) -> str:
-        return f"[{self.by_name[name][0]}/{len(self.tasks)}] {name}"
+    def _say(self, name: str, text: str, grid_left: bool = False) -> None:
+        tag = f"[{self.by_name[name][0]}/{len(self.tasks)}] {name}" if name else "grid"
+        left = f", grid ~{_minutes(self.left_s())} min left" if grid_left else ""
+        self.say(f"{tag}: {text}{left} [at {(time.monotonic() - self.start) / 60:.1f} min]")
 
     def begin(self) -> None:
         kinds = ", ".join(f"{n} {family}" for family, n in Counter(t.family for t in self.tasks).items())
-        self._say(
-            f"grid: {len(self.tasks)} tasks ({kinds}) with {self.jobs} worker(s), "
-            f"~{_minutes(self.left_s())} min (estimate)"
-        )
+        left = _minutes(self.left_s())
+        self._say("", f"{len(self.tasks)} tasks ({kinds}) with {self.jobs} worker(s), ~{left} min (estimate)")
 
     def started(self, task: Task) -> None:
         self.begun[task.name] = time.monotonic()
-        self._say(f"{self._tag(task.name)}: {task.label}")
+        self._say(task.name, task.label)
 
     def epoch(self, name: str, epoch: int, seconds: float) -> None:
         task = self.by_name[name][1]
-        new_epochs = epoch - self.done_epochs.get(name, 0)
-        new_seconds = seconds - self.epoch_seconds.get(name, 0.0)
-        if new_epochs > 0:
-            self._measured(task.family, task.flops / task.epochs * new_epochs, new_seconds)
-        self.done_epochs[name], self.epoch_seconds[name] = epoch, seconds
+        last_epoch, last_seconds = self.reported.get(name, (0, 0.0))
+        if epoch > last_epoch:
+            self._measured(task.family, task.flops / task.epochs * (epoch - last_epoch), seconds - last_seconds)
+        self.reported[name] = (epoch, seconds)
         now = time.monotonic()
-        if epoch < task.epochs and now - self.last_line.get(name, -1e9) < self.interval:
+        if epoch < task.epochs and now - self.last_line.get(name, -math.inf) < self.interval:
             return
         self.last_line[name] = now
         per_epoch = seconds / epoch
-        self._say(
-            f"{self._tag(name)}: epoch {epoch}/{task.epochs}, {per_epoch:.1f} s/epoch, "
-            f"run ETA {(task.epochs - epoch) * per_epoch / 60:.1f} min, "
-            f"grid ~{_minutes(self.left_s(now))} min left"
-        )
+        eta = (task.epochs - epoch) * per_epoch / 60
+        self._say(name, f"epoch {epoch}/{task.epochs}, {per_epoch:.1f} s/epoch, run ETA {eta:.1f} min", True)
 
     def done(self, name: str, seconds: float) -> None:
         task = self.by_name[name][1]
         if not task.epochs:  # a task without epochs is measured once done
             self._measured(task.family, task.flops, seconds)
         self.finished.add(name)
-        self._say(f"{self._tag(name)}: done in {seconds / 60:.1f} min, grid ~{_minutes(self.left_s())} min left")
+        self._say(name, f"done in {seconds / 60:.1f} min", True)
 
     def end(self) -> None:
-        self._say(f"grid: done in {(time.monotonic() - self.start) / 60:.1f} min")
+        self._say("", f"done in {(time.monotonic() - self.start) / 60:.1f} min")

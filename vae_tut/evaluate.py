@@ -1,32 +1,8 @@
 """How good is a trained VAE? The ELBO and importance-weighted estimates of log p(x) (chapter 10).
 
-The model is the book's: prior p(z) = N(0, I), decoder p(x|z) = N(f(z), cI) over
-the D pixels *with* its normalising constant, and a diagonal Gaussian encoder
-q(z|x) = N(mean, diag(var)). Drawing z_1 .. z_k from q(z|x), the k-sample
-importance-weighted bound of Burda et al. (2016) is
-
-    L_k(x) = log (1/k) sum_i p(x, z_i) / q(z_i | x)   <=   log p(x)   (in expectation),
-
-with L_1 a one-sample ELBO estimate, E[L_k] growing with k and tending to
-log p(x) as k -> infinity.
-
-Sign conventions: every function here returns *log-likelihoods* in nats
-per image (higher is better), one number per image. The losses of the
-training loop are the opposite sign and leave out the constant
-``(D/2) log(2 pi c)``. Because p(x|z) is a density over continuous pixel
-values, log p(x) can be positive. The literature's bits per dimension are the
-cost of 8-bit images: :func:`dequantize` and :func:`bits_per_dim_8bit` turn the
-density into an upper bound on that cost, 8 bits for a uniform density.
-
-The estimators only need two things from a model (the :class:`LatentModel`
-protocol): ``encode(x) -> (mean, var)`` and a decoder mean f(z). For the
-book's :class:`~vae_tut.models.VAE` that mean is ``sigmoid(decode(z))``; any
-object with a ``decoder_mean(z)`` method (the tests use a linear-Gaussian
-model whose log p(x) is known exactly) is used as it is.
-
-Everything here is a function of a model and images alone: which trained runs
-chapter 10 scores, and the cache of their estimates, are :mod:`vae_tut.likelihood`.
-"""
+Every function returns log-likelihoods in nats per image (higher is better), with the decoder's
+constant ``(D/2) log(2 pi c)``; a model needs ``encode(x) -> (mean, var)`` and ``decode`` (logits)
+or ``decoder_mean``. The runs chapter 10 scores, and their cache, are :mod:`vae_tut.likelihood`."""
 
 from __future__ import annotations
 
@@ -55,24 +31,19 @@ class LatentModel(Protocol):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
-# ---------------------------------------------------------------- checks and plumbing
-
-
 def check_k(k: object, name: str = "k") -> int:
     """``k`` if it is a whole number >= 1 (:func:`~vae_tut.validation.whole`)."""
     return validation.whole(k, name, 1)
 
 
 def check_images(images: object) -> torch.Tensor:
-    """What the estimators score (:func:`~vae_tut.validation.images`): any float ``[N, ...]``; images
-    in the book's format must lie in [0, 1], other shapes (chapter 10's toy model scores points of
-    the real line) may hold any finite value."""
+    """Any finite float ``[N, ...]``; images in the book's shape must lie in [0, 1] (chapter 10)."""
     book = isinstance(images, torch.Tensor) and tuple(images.shape[1:]) == IMAGE_SHAPE
     return validation.images(images, shape=None, float32=False, unit=book)
 
 
 def check_memory(n_values: int, what: str) -> None:
-    """Raise :class:`ConfigError` if ``n_values`` numbers (4 bytes each) exceed :data:`MAX_VALUES`."""
+    """A :class:`ConfigError` if ``n_values`` numbers would exceed :data:`MAX_VALUES`."""
     if n_values > MAX_VALUES:
         gib = n_values * 4 / 2**30
         limit = MAX_VALUES * 4 / 2**30
@@ -100,8 +71,7 @@ def model_device(model: object) -> torch.device:
 
 @contextlib.contextmanager
 def _decoding(model: object) -> Iterator[None]:
-    """:func:`~vae_tut.train.eval_mode` (for a model that has modes) and, for a convolutional model,
-    the channels-last layout (faster decoding, same numbers); the previous layout is restored after."""
+    """Eval mode and no gradients; a convolutional model channels-last until the block ends."""
     module = model if isinstance(model, torch.nn.Module) else None
     relayout = (
         module is not None
@@ -128,7 +98,6 @@ def _generator(generator: torch.Generator | None, seed: int) -> torch.Generator:
 
 
 def _float_dtype(model: object, images: torch.Tensor) -> torch.dtype:
-    """The model's parameter type; for a model without parameters float64 images stay float64."""
     params = getattr(model, "parameters", None)
     if callable(params):
         for p in params():
@@ -146,14 +115,7 @@ class _Setup(NamedTuple):
 
 
 def _setup(model: LatentModel, images: object, c: object, batch_size: object, likelihood: str = "gaussian") -> _Setup:
-    """Check the common arguments and get ready for many decoder evaluations.
-
-    ``decode(z)`` gives the decoder's output for codes ``[n, z]`` flattened to ``[n, D]``
-    and ``log_lik(x, out)`` log p(x|z) in nats summed over the last axis: N(x; f(z), cI)
-    with its constant, or for ``likelihood="bernoulli"`` (0/1 images, ``c`` unused) the
-    Bernoulli log-probability of the decoder's logits. On the CPU the allocator keeps
-    freed buffers (as in training, Performance appendix): only the speed changes.
-    """
+    """Check the common arguments; ``decode(z)`` flattened to ``[n, D]`` and ``log_lik(x, out)``."""
     images = check_images(images)
     c = check_c(c)
     device = model_device(model)
@@ -189,9 +151,6 @@ def _chunks(total: int, size: int) -> Iterable[tuple[int, int]]:
         yield start, min(size, total - start)
 
 
-# ---------------------------------------------------------------- the estimators
-
-
 def log_importance_weights(
     model: LatentModel,
     images: torch.Tensor,
@@ -204,15 +163,8 @@ def log_importance_weights(
     seed: int = 0,
     likelihood: str = "gaussian",
 ) -> torch.Tensor:
-    """``log p(x, z_i) - log q(z_i | x)`` for k samples z_i ~ q(z|x) per image: ``[N, k]`` (CPU).
-
-    ``log p(x, z) = log N(x; f(z), cI) + log N(z; 0, I)`` with the decoder's
-    full constant. Images go through in batches of ``batch_size``, the k samples
-    in chunks so that at most ``max_decodes`` decoder evaluations run at once.
-    Noise comes from ``generator`` (default: a fresh one seeded with ``seed``),
-    so the same call gives the same numbers; they depend on ``batch_size`` but
-    not on ``max_decodes``. ``likelihood="bernoulli"`` scores 0/1 images under a Bernoulli decoder.
-    """
+    """``log p(x, z_i) - log q(z_i | x)`` for k samples z_i ~ q(z|x) per image, ``[N, k]`` on the CPU
+    (chapter 10). At most ``max_decodes`` decoder evaluations run at once; the numbers do not depend on it."""
     return log_importance_weights_at(
         model,
         images,
@@ -240,13 +192,8 @@ def log_importance_weights_at(
     seed: int = 0,
     likelihood: str = "gaussian",
 ) -> list[torch.Tensor]:
-    """Like :func:`log_importance_weights`, with the samples drawn from q(z|x) of ``images`` but
-    ``p(t, z_i)`` scored for each tensor ``t`` of ``targets`` (same shape as ``images``).
-
-    Any proposal gives a valid bound, so one set of decoder evaluations serves
-    several targets: chapter 10 scores each test image and its dequantised copy
-    (:func:`dequantize`) with the same samples.
-    """
+    """:func:`log_importance_weights` with z_i drawn from q(z|x) of ``images`` but ``p(t, z_i)`` scored
+    for each ``t`` of ``targets``: chapter 10 scores images and their dequantised copies at once."""
     k = check_k(k)
     max_decodes = check_k(max_decodes, "max decodes")
     images, batch_size, decode, log_lik, device, dtype = _setup(model, images, c, batch_size, likelihood)
@@ -280,13 +227,8 @@ def log_importance_weights_at(
 
 
 def iwae_from_weights(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor:
-    """Per-image k-sample bounds from log weights ``[N, K]``: ``[N]``.
-
-    With ``k=None`` (or ``k == K``) this is ``logsumexp(log_w) - log K``. With a
-    smaller ``k`` dividing the K samples into ``K // k`` disjoint groups, each
-    group gives one independent k-sample bound and their average is returned,
-    an estimate of E[L_k] with less noise than a single group.
-    """
+    """Per-image k-sample bounds ``[N]`` from log weights ``[N, K]`` (chapter 10): a smaller ``k``
+    averages the bounds of ``K // k`` disjoint groups of samples."""
     if not isinstance(log_w, torch.Tensor) or not log_w.is_floating_point() or log_w.dim() != 2 or 0 in log_w.shape:
         raise ConfigError("log weights must be a float tensor [N, K] with N, K >= 1")
     if bool(torch.isnan(log_w).any() | (log_w == math.inf).any()):
@@ -312,12 +254,8 @@ def elbo_terms(
     seed: int = 0,
     likelihood: str = "gaussian",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two ELBO terms per image in nats: ``(E_q[log p(x|z)], KL(q(z|x) || p(z)))``, each ``[N]``.
-
-    The expectation is a Monte Carlo average over ``samples`` draws of z and
-    includes the constant ``-(D/2) log(2 pi c)``; the KL is the closed form.
-    ``likelihood="bernoulli"`` scores 0/1 images under a Bernoulli decoder.
-    """
+    """The ELBO terms per image in nats, ``(E_q[log p(x|z)], KL(q(z|x) || p(z)))``, each ``[N]``
+    (chapter 10): the first a mean over ``samples`` draws of z, the KL in closed form."""
     samples = check_k(samples, "samples")
     images, batch_size, decode, log_lik, device, dtype = _setup(model, images, c, batch_size, likelihood)
     gen = _generator(generator, seed)
@@ -340,16 +278,10 @@ def elbo_terms(
 
 
 def elbo(model: LatentModel, images: torch.Tensor, c: float, samples: int = 1, **kwargs) -> torch.Tensor:
-    """Per-image ELBO in nats with the decoder's constant, ``[N]``: expected log-likelihood minus KL.
-
-    Same keyword arguments as :func:`elbo_terms`. Its negative, less the
-    constant, is the loss the training loop minimises.
-    """
+    """Per-image ELBO in nats, ``[N]`` (keyword arguments as :func:`elbo_terms`)."""
     expected, kl = elbo_terms(model, images, c, samples, **kwargs)
     return expected - kl
 
-
-# ---------------------------------------------------------------- units
 
 LEVELS = 256  # an 8-bit pixel takes one of 256 values
 
@@ -361,11 +293,7 @@ def is_8bit(images: torch.Tensor) -> bool:
 
 
 def dequantize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """8-bit images ``k / 255`` spread uniformly over their cells: ``(k + u) / 256``, u ~ U[0, 1) (chapter 10).
-
-    The cells of the 256 levels tile [0, 1), so a density p on pixel values gives
-    the 8-bit image ``k`` the probability ``P(k) = 256^-D E_u[p((k + u) / 256)]``.
-    """
+    """8-bit images ``k / 255`` spread uniformly over their cells: ``(k + u) / 256``, u ~ U[0, 1) (chapter 10)."""
     if not is_8bit(images):
         raise ConfigError("dequantize needs 8-bit images, pixel values k / 255 with whole k")
     levels = torch.round(images * (LEVELS - 1))
@@ -374,12 +302,8 @@ def dequantize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float, n_dims: int = N_PIXELS) -> torch.Tensor | float:
-    """Bits per dimension of 8-bit images from ``log p`` at their dequantised copies (:func:`dequantize`).
-
-    Jensen's inequality over u gives ``log P(k) >= E_u[log p((k + u)/256)] - D ln 256``,
-    so ``8 - log p / (D ln 2)`` is an upper bound on the 8-bit cost (lower is better);
-    a uniform density on [0, 1]^D, log p = 0, costs exactly 8 bits per pixel.
-    """
+    """Upper bound on the bits per dimension of 8-bit images, ``8 - log p / (D ln 2)``, from ``log p`` at
+    their dequantised copies (chapter 10)."""
     check_k(n_dims, "number of dimensions")
     if isinstance(log_p_dequantized, torch.Tensor):
         validation.tensor(log_p_dequantized, "log p", (None,) * log_p_dequantized.dim(), float32=False)
@@ -391,13 +315,8 @@ def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float, n_dims: int = N_P
 def independent_pixels_bits_per_dim(
     train_images: torch.Tensor, test_images: torch.Tensor, smoothing: float = 1.0
 ) -> float:
-    """8-bit bits per dimension of the best model that treats pixels as independent (chapter 10).
-
-    Each pixel gets its own distribution over the 256 levels, the frequencies on
-    ``train_images`` with ``smoothing`` added to every count (so that a level never
-    seen in training is not impossible); the cost is averaged over ``test_images``.
-    Both sets must be 8-bit images (:func:`is_8bit`) of the same size.
-    """
+    """8-bit bits per dimension on ``test_images`` of independent pixels whose level frequencies are
+    counted on ``train_images``, plus ``smoothing`` (chapter 10)."""
     smoothing = validation.positive(smoothing, "smoothing")
     for name, images in (("train_images", train_images), ("test_images", test_images)):
         if not is_8bit(images):

@@ -1,13 +1,7 @@
 """Named runs of the report's grid, trained once and cached (used from chapter 2 on).
 
-A :class:`RunConfig` fixes everything that determines a run's numbers. A run
-is stored through :func:`vae_tut.store.cached`: its cache folder is named by a
-hash of the resolved config and of the code on its compute path (data loading,
-the networks, the loss, the training loop and :func:`run` itself), so changing
-either trains afresh while editing a docstring does not. Finished epochs are
-kept in a resume checkpoint, so an interrupted run continues where it stopped.
-Weights are read back with ``torch.load(weights_only=True)`` and checked against
-the checksum written beside them.
+A run's cache folder is named by a hash of its :class:`RunConfig` and of the code that computes it
+(:func:`compute_path`), so changing either trains afresh while editing a docstring does not.
 """
 
 from __future__ import annotations
@@ -30,9 +24,8 @@ from .losses import KL_VARIANTS, check_c, check_kl_variant, check_likelihood
 from .models import MLP_HIDDEN, build_model, check_latent_dim
 
 DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
-# bfloat16 autocast makes the CNN faster only on hardware with bf16 units (there its final
-# losses stay within the seed spread of float32) and several times slower where bf16 is
-# emulated, so the CNN asks for "auto"; the MLP gains little anywhere (Performance appendix).
+# bf16 autocast speeds the CNN up only on hardware with bf16 units (within the seed spread of fp32) and
+# slows it down where bf16 is emulated; the MLP gains little anywhere (Performance appendix).
 DEFAULT_PRECISION = {"mlp": "fp32", "cnn": "auto"}
 QUICK_EPOCHS = 1
 QUICK_TRAIN_SIZE = 2048
@@ -40,24 +33,15 @@ QUICK_TEST_SIZE = 1000  # a quick run is scored on the first 1,000 test images: 
 
 
 def quick_mode() -> bool:
-    """Whether ``$VAE_TUT_QUICK`` is on (1/true/yes/on; 0/false/no/off or unset: off; anything
-    else is a :class:`ConfigError`, :func:`~vae_tut.validation.env_flag`)."""
+    """Whether ``$VAE_TUT_QUICK`` is on (:func:`~vae_tut.validation.env_flag`)."""
     return validation.env_flag("VAE_TUT_QUICK", False)
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that fixes a run's numbers. ``lr=None`` means the report's rate for ``arch``.
-
-    ``train_size`` limits the training images (the first N); ``None`` means all
-    60,000. Only quick mode sets it. ``precision=None`` means the default for
-    ``arch``: ``auto`` for the CNN (bf16 autocast where the hardware has bf16
-    units, else fp32), ``fp32`` for the MLP. :meth:`resolved` turns ``auto``
-    into the precision that will run, which is what the cache key and the label hold.
-    ``likelihood="bernoulli"`` trains a Bernoulli decoder on binarised images (``c``
-    unused; chapter 5's Bernoulli section); ``kl_variant`` and ``hidden`` (the MLP's third
-    hidden width) exist for the reproduction appendix's tests of the report's numbers.
-    """
+    """Everything that fixes a run's numbers; ``lr`` and ``precision`` default by ``arch``, ``train_size`` (the
+    first N images) is quick mode's. ``likelihood="bernoulli"`` is chapter 5's Bernoulli decoder; ``kl_variant``
+    and ``hidden`` (the MLP's third width) are the reproduction appendix's."""
 
     arch: str = "mlp"
     dataset: str = "mnist"
@@ -122,49 +106,35 @@ class RunConfig:
         return text + (" [QUICK MODE]" if self.is_quick else "")
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict (what a cache entry records)."""
         return dataclasses.asdict(self)
 
     def key(self, device: torch.device | str | None = None) -> str:
-        """Cache folder name: readable prefix + hash of the config, the code version, the torch
-        version and the device type (``None``: the best device here), all of which change the numbers."""
+        """Cache folder name: a readable prefix and the hash of :func:`run_key` for ``device`` (``None``: the best)."""
         digest = store.key_digest(run_key(self.as_dict(), train.resolve_device(device).type))
         return f"{self.arch}-{self.kind}-{self.dataset}-z{self.z}-{digest}"
 
 
-def run_key(config: dict[str, Any], device_type: str) -> dict[str, Any]:
-    """What a run's numbers depend on: its settings, the code that computes them (:data:`CODE_VERSION`),
-    the data it reads (:func:`data_table`), the torch version and the kind of device (CUDA draws
-    other random numbers than the CPU)."""
-    return {
-        "config": config,
-        "code": CODE_VERSION,
-        "data": data_table(),
-        "torch": torch.__version__,
-        "device": device_type,
-    }
-
-
-def data_table() -> dict[str, Any]:
-    """The constants the hashed code reads but does not hold: each data set's files (name, size,
-    SHA-256), the image shape, the training-set size and quick mode's sizes."""
-    return {
+def run_key(config: dict[str, Any], device: str) -> dict[str, Any]:
+    """What a run's numbers depend on: its settings, code (:data:`CODE_VERSION`), the constants that code reads but
+    does not hold, the torch version and the kind of ``device`` (CUDA draws other random numbers than the CPU)."""
+    table = {
         "files": {name: [dataclasses.astuple(f) for f in info.files] for name, info in DATASETS.items()},
         "image_shape": list(validation.IMAGE_SHAPE),
         "train_size": data.TRAIN_SIZE,
         "quick": [QUICK_EPOCHS, QUICK_TRAIN_SIZE, QUICK_TEST_SIZE],
     }
+    return {"config": config, "code": CODE_VERSION, "data": table, "torch": torch.__version__, "device": device}
 
 
 def compute_path() -> tuple[object, ...]:
-    """What computes a run's numbers: data loading and scaling, the networks, the loss,
-    the training loop, and the function that ties them together."""
+    """What computes a run's numbers: data loading, the networks, the loss, the training loop and :func:`_train`."""
     return (data.load_dataset, data.verified_bytes, data.read_idx, models, losses, train, _train)
 
 
 def code_version() -> str:
-    """Hash of the code on the compute path (:func:`compute_path`), docstrings and comments left out,
-    taken once when this module is imported (:data:`CODE_VERSION`): an edit made later to a file
-    on disk cannot change the key of the code that is running."""
+    """Hash of :func:`compute_path`'s code without docstrings and comments, taken at import (so a later edit on
+    disk cannot change the key of the code that runs)."""
     return CODE_VERSION
 
 
@@ -241,16 +211,10 @@ REPORT = {
 
 
 def grid(names: str | None = None) -> dict[str, RunConfig]:
-    """The named configs of one grid (a key of :data:`GRIDS`) or, with ``None``, all.
-
-    Names differ between grids but configs may repeat (``mlp-mnist`` is also ``mlp-mnist-z2``);
-    the cache trains each distinct config once.
-    """
+    """The named configs of one grid (a key of :data:`GRIDS`) or, with ``None``, all; a config may have several
+    names (``mlp-mnist`` is also ``mlp-mnist-z2``), and the cache trains it once."""
     if names is None:
-        merged: dict[str, RunConfig] = {}
-        for g in GRIDS.values():
-            merged.update(g)
-        return merged
+        return {name: config for g in GRIDS.values() for name, config in g.items()}
     return dict(GRIDS[validation.one_of(names, GRIDS, "grid")])
 
 
@@ -264,11 +228,8 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 @dataclass
 class Run:
-    """A finished run: its (resolved) config, trained model in eval mode, history and metrics.
-
-    ``origin`` says where this call got it: ``trained`` here now, read from the run ``cache``, or
-    ``fetched`` from the published runs now (:mod:`vae_tut.remote`; chapter 2, the Performance appendix).
-    """
+    """A finished run: its resolved config, model in eval mode, history and metrics; ``origin`` says whether this
+    call ``trained`` it, read it from the ``cached`` runs or ``fetched`` it from the published ones (chapter 2)."""
 
     config: RunConfig
     model: nn.Module
@@ -311,18 +272,14 @@ def _load_entry(entry: Path, config: RunConfig, device_type: str) -> Run:
     meta, weights = store.read_entry(entry, "model.pt", METRICS, "cache entry", advice)
     if meta.get("config") != config.as_dict() or meta.get("code_version") != code_version():
         raise CacheError(f"cache entry {entry} holds a run of another config or code version; {advice}")
-    model = build_model(
-        config.arch, config.z, config.kind, config.hidden, learn_c=config.likelihood == "gaussian-learned"
-    )
-    store.load_weights(model, weights, f"cache entry {entry}", advice)
-    made_with = (meta.get("torch"), meta.get("device"))
-    here = (torch.__version__, device_type)
+    model = build_model(config.arch, config.z, config.kind, config.hidden, config.likelihood == "gaussian-learned")
+    store.load_weights(model, weights, f"cache entry {entry}", advice).eval()
+    made_with, here = (meta.get("torch"), meta.get("device")), (torch.__version__, device_type)
     if made_with != here:
         store.note(
             f"note: {config.label()} was trained with torch {made_with[0]} on {made_with[1]}; "
             f"this is torch {here[0]} on {here[1]}"
         )
-    model.eval()
     return Run(config, model, meta["history"], meta["train"], meta["test"], meta["seconds"], True, meta["checksum"])
 
 
@@ -401,16 +358,9 @@ def run(
     device: str | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> Run:
-    """Load ``config``'s finished run from the cache, or train it and cache it.
-
-    Quick mode (``$VAE_TUT_QUICK=1``) shrinks the config first and ``auto``
-    precision is resolved for ``device``. An interrupted training run resumes
-    from its last finished epoch when called again; two processes asking for
-    the same run train it once. ``on_epoch`` receives each finished epoch's
-    history row (the parallel grid reports progress with it). A run the cache
-    lacks is first fetched from the published runs when a URL is set
-    (:mod:`vae_tut.remote`), except with ``retrain``; ``Run.origin`` says which happened.
-    """
+    """``config``'s run (resolved: :meth:`RunConfig.resolved`) from the cache, else fetched from the published
+    runs (:mod:`vae_tut.remote`) or trained, resuming from its last finished epoch, and cached. ``on_epoch``
+    gets each finished epoch's history row; ``retrain`` trains afresh."""
     if not isinstance(config, RunConfig):
         shown = f" {config!r:.60}" if isinstance(config, (str, int, float)) else ""
         raise ConfigError(

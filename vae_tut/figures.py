@@ -1,12 +1,5 @@
-"""What a trained two-dimensional VAE can do, in pictures (chapters 5 and 6).
-
-Chapter 5 (the MLP VAE) and chapter 6 (the CNN VAE) show the same four views
-of every trained model: images decoded from codes drawn from the prior, the
-latent manifold decoded on a grid of normal quantiles, the test set's posterior
-means coloured by class, and a straight path between two test images. Each
-view is one function drawing on an ``Axes``; :func:`generation_figure` and
-:func:`latent_figure` arrange them into the two figures the chapters show.
-"""
+"""What a trained two-dimensional VAE can do, in pictures (chapters 5 and 6): four views, each on its own ``Axes``,
+that :func:`generation_figure` and :func:`latent_figure` arrange into the two figures the chapters show."""
 
 from __future__ import annotations
 
@@ -23,24 +16,16 @@ from . import validation
 from .analysis import prior_samples
 from .errors import ConfigError
 from .latent import decode, encode, extent, interpolate, normal_quantile_codes
-from .plots import image_grid, latent_scatter
+from .plots import _axes, image_grid, latent_scatter
 from .validation import IMAGE_SHAPE
-from .validation import images as check_images
 
 PAD = 1  # pixels between the images of a grid (the default of :func:`vae_tut.plots.image_grid`)
 
 
 def _check_2d(model: nn.Module, what: str) -> None:
-    if getattr(model, "latent_dim", None) != 2:
-        raise ConfigError(
-            f"{what} needs a model with a 2-D latent space, got latent_dim={getattr(model, 'latent_dim', None)!r}"
-        )
-
-
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=size)
-    return ax
+    dim = getattr(model, "latent_dim", None)
+    if dim != 2:
+        raise ConfigError(f"{what} needs a model with a 2-D latent space, got latent_dim={dim!r}")
 
 
 def prior_sample_grid(
@@ -53,7 +38,7 @@ def prior_sample_grid(
     """``n_side * n_side`` images decoded from codes drawn from N(0, I) with a seeded generator."""
     validation.whole(n_side, "n_side", 1)
     codes = prior_samples(n_side * n_side, model.latent_dim, seed)  # type: ignore[arg-type]
-    return image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (5, 5)), title=title)
+    return image_grid(decode(model, codes), nrow=n_side, ax=ax, title=title)
 
 
 def manifold(
@@ -63,21 +48,16 @@ def manifold(
     ax: Axes | None = None,
     title: str | None = "latent manifold (normal quantiles)",
 ) -> Axes:
-    """Images decoded on an ``n_side x n_side`` grid of N(0, 1) quantiles ``tail .. 1 - tail``.
-
-    The first and last columns and rows are labelled with their code values.
-    """
+    """Images decoded on an ``n_side x n_side`` grid of N(0, 1) quantiles ``tail .. 1 - tail``, end codes as ticks."""
     _check_2d(model, "manifold")
     validation.whole(n_side, "n_side", 2)
     codes = normal_quantile_codes(n_side, tail)
     ax = image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (6, 6)), title=title)
-    size = 28 + PAD
-    ends = [PAD + 13.5, PAD + (n_side - 1) * size + 13.5]
-    lo, hi = codes[0, 0].item(), codes[-1, 0].item()  # top-left x is the smallest, bottom-right the largest
-    ax.set_xticks(ends, [f"{lo:.2f}", f"{hi:.2f}"])
-    ax.set_yticks(ends, [f"{hi:.2f}", f"{lo:.2f}"])  # the top row has the largest z_2
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
+    ends = [PAD + 13.5, PAD + (n_side - 1) * (28 + PAD) + 13.5]
+    lo, hi = f"{codes[0, 0].item():.2f}", f"{codes[-1, 0].item():.2f}"  # top left: the smallest x
+    ax.set_xticks(ends, [lo, hi])
+    ax.set_yticks(ends, [hi, lo])  # the top row has the largest z_2
+    ax.set(xlabel="$z_1$", ylabel="$z_2$")
     return ax
 
 
@@ -91,11 +71,8 @@ def latent_map(
     tail: float | None = 0.05,
     path: torch.Tensor | None = None,
 ) -> Axes:
-    """Posterior means of ``images`` coloured by class.
-
-    ``tail`` draws the square that :func:`manifold` decodes (``None``: no square);
-    ``path`` (codes ``[steps, 2]``) is drawn as a line with dots, e.g. an interpolation.
-    """
+    """Posterior means of ``images`` by class, with the square :func:`manifold` decodes at ``tail`` (``None``:
+    none) and ``path`` (codes ``[steps, 2]``, e.g. an interpolation) as a line with dots."""
     _check_2d(model, "latent_map")
     if path is not None:
         validation.codes(path, "path", 2)
@@ -122,10 +99,8 @@ def interpolation_codes(model: nn.Module, start: torch.Tensor, end: torch.Tensor
 
 def generation_figure(model: nn.Module, title: str, seed: int = 0, n_side: int = 10, n_manifold: int = 20) -> Figure:
     """Two panels: prior samples (:func:`prior_sample_grid`) beside the manifold (:func:`manifold`)."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 6.4), gridspec_kw={"width_ratios": [1, 1]})
-    prior_sample_grid(
-        model, n_side=n_side, seed=seed, ax=axes[0], title=f"{n_side * n_side} samples, z ~ N(0, I) (seed {seed})"
-    )
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6.4))
+    prior_sample_grid(model, n_side, seed, axes[0], title=f"{n_side * n_side} samples, z ~ N(0, I) (seed {seed})")
     manifold(model, n_side=n_manifold, ax=axes[1], title=f"manifold: {n_manifold} x {n_manifold} normal quantiles")
     fig.suptitle(title)
     fig.tight_layout()
@@ -141,35 +116,19 @@ def latent_figure(
     class_names: Sequence[str] | None = None,
     steps: int = 10,
 ) -> Figure:
-    """Two panels: the test set's means with the manifold square and an interpolation path
-    (:func:`latent_map`), and the images decoded along that path.
-
-    ``pair`` indexes the two images of ``images`` whose means are joined.
-    """
-    check_images(images)
+    """Two panels: :func:`latent_map` with the path between the means of the images ``pair`` indexes, and
+    the images decoded along that path."""
+    validation.images(images)
     labels = validation.labels(labels, len(images))
     i, j = validation.pair(pair, len(images))
-    n_classes = int(labels.max()) + 1
-    names = validation.class_names(
-        class_names if class_names is not None else [str(k) for k in range(n_classes)], n_classes
-    )
+    digits = [str(k) for k in range(int(labels.max()) + 1)]
+    names = validation.class_names(digits if class_names is None else class_names, len(digits))
     codes = interpolation_codes(model, images[i], images[j], steps)
     fig, axes = plt.subplots(2, 1, figsize=(8.5, 9.2), gridspec_kw={"height_ratios": [5.2, 1.2]})
-    latent_map(
-        model,
-        images,
-        labels,
-        class_names=names,
-        ax=axes[0],
-        path=codes,
-        title="posterior means of the test images (dashed: the manifold's square)",
-    )
-    image_grid(
-        decode(model, codes),
-        nrow=steps,
-        ax=axes[1],
-        title=f"interpolation: {names[int(labels[i])]} -> {names[int(labels[j])]}",
-    )
+    square = "posterior means of the test images (dashed: the manifold's square)"
+    latent_map(model, images, labels, class_names=names, ax=axes[0], path=codes, title=square)
+    path = f"interpolation: {names[int(labels[i])]} -> {names[int(labels[j])]}"
+    image_grid(decode(model, codes), nrow=steps, ax=axes[1], title=path)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -1,8 +1,4 @@
-"""Looking inside a latent space: encoding a data set, decoding grids and paths.
-
-Chapter 2 uses these on the autoencoder, chapter 3 to compare it with the VAE,
-and chapters 5-9 on every trained VAE.
-"""
+"""Looking inside a latent space: encoding a data set, decoding grids and paths (chapters 2, 3 and 5-9)."""
 
 from __future__ import annotations
 
@@ -26,14 +22,10 @@ def encode(model: nn.Module, images: torch.Tensor, batch_size: int = 2000) -> tu
     check_images(images)
     whole(batch_size, "batch size", 1)
     device = next(model.parameters()).device
-    means, variances = [], []
     with eval_mode(model):
-        for start in range(0, len(images), batch_size):
-            mean, var = model.encode(images[start : start + batch_size].to(device))  # type: ignore[operator]
-            means.append(mean.cpu())
-            if var is not None:
-                variances.append(var.cpu())
-    return torch.cat(means), (torch.cat(variances) if variances else None)
+        parts = [model.encode(batch.to(device)) for batch in images.split(batch_size)]  # type: ignore[operator]
+    means = torch.cat([mean.cpu() for mean, _ in parts])
+    return means, None if parts[0][1] is None else torch.cat([var.cpu() for _, var in parts])
 
 
 def decode(model: nn.Module, codes: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
@@ -42,11 +34,8 @@ def decode(model: nn.Module, codes: torch.Tensor, batch_size: int = 2000) -> tor
     whole(batch_size, "batch size", 1)
     device = next(model.parameters()).device
     with eval_mode(model):
-        parts = [
-            torch.sigmoid(model.decode(codes[s : s + batch_size].to(device))).cpu()  # type: ignore[operator]
-            for s in range(0, len(codes), batch_size)
-        ]
-    return torch.cat(parts)
+        logits = [model.decode(batch.to(device)) for batch in codes.split(batch_size)]  # type: ignore[operator]
+    return torch.sigmoid(torch.cat(logits)).cpu()
 
 
 def grid_codes(lo: tuple[float, float], hi: tuple[float, float], n: int = 15) -> torch.Tensor:
@@ -57,19 +46,14 @@ def grid_codes(lo: tuple[float, float], hi: tuple[float, float], n: int = 15) ->
         values = corner.tolist() if isinstance(corner, torch.Tensor) else corner
         if not isinstance(values, (tuple, list)) or len(values) != 2:
             raise ConfigError(f"{name} must be a point (x, y), got {corner!r}")
-        corners.append((finite(values[0], f"{name}'s x"), finite(values[1], f"{name}'s y")))
-    lo, hi = corners[0], corners[1]
-    xs = torch.linspace(lo[0], hi[0], n)
-    ys = torch.linspace(hi[1], lo[1], n)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        corners.append([finite(v, f"{name}'s {axis}") for v, axis in zip(values, "xy")])
+    (x0, y0), (x1, y1) = corners
+    gy, gx = torch.meshgrid(torch.linspace(y1, y0, n), torch.linspace(x0, x1, n), indexing="ij")
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
 
 def normal_quantile_codes(n: int = 15, tail: float = 0.05) -> torch.Tensor:
-    """A 2-D grid at the quantiles ``tail .. 1 - tail`` of N(0, 1) in each axis (chapter 5).
-
-    Equal steps in probability, not in distance: the grid covers the prior's mass evenly.
-    """
+    """A 2-D grid at the N(0, 1) quantiles ``tail .. 1 - tail``: equal steps in probability (chapter 5)."""
     whole(n, "grid size n", 1)
     positive(tail, "tail", most=0.5)
     q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(tail, 1 - tail, n))
@@ -77,10 +61,8 @@ def normal_quantile_codes(n: int = 15, tail: float = 0.05) -> torch.Tensor:
 
 
 def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:
-    """``steps`` codes on the straight line from ``a`` to ``b`` (both ends included).
-
-    ``a`` and ``b`` are two finite vectors ``[z]`` (or ``[1, z]``) of one floating type
-    (chapter 1 joins float64 images); the path has their type."""
+    """``steps`` codes on the straight line from ``a`` to ``b`` (both ends included): two finite vectors
+    ``[z]`` (or ``[1, z]``) of one floating type (chapter 1 joins float64 images), which the path keeps."""
     ends = []
     for point, name in ((a, "a"), (b, "b")):
         if isinstance(point, torch.Tensor) and point.dim() == 2 and len(point) == 1:

@@ -1,17 +1,7 @@
 """Chapter 10's likelihood estimates of the book's trained runs, computed once and cached.
 
-:mod:`vae_tut.evaluate` holds the estimators; this module names the runs chapter 10
-scores (:data:`LIKELIHOOD_MODELS`, and chapter 5's Bernoulli section,
-:data:`BERNOULLI_MODELS`), the decoder variance each run is scored with
-(:func:`decoder_c`), its settings, and keeps each run's estimates in the run
-cache under ``likelihood/``. An entry's key holds a checksum of the weights the model
-holds now (:func:`~vae_tut.store.weights_checksum`: a model changed in place is scored
-afresh, never served another's numbers), the images,
-the settings, and the code of the estimators (:data:`CODE_VERSION`), but not the
-lists above: adding a model keeps every other estimate. Like a run's entry, its
-numbers carry a SHA-256 checked when they are read back, and the key they were computed for,
-so an entry copied under another run's name is refused.
-"""
+An entry's key holds the run's settings and current weights, the images, the estimators' code
+(:data:`CODE_VERSION`) and torch; its numbers carry a checksum and that key, checked when read back."""
 
 from __future__ import annotations
 
@@ -33,22 +23,16 @@ from .errors import CacheError, ConfigError
 from .evaluate import (
     LatentModel,
     bits_per_dim_8bit,
-    check_images,
-    check_k,
     dequantize,
     elbo_terms,
     is_8bit,
     iwae_from_weights,
     log_importance_weights_at,
-    model_device,
 )
 from .experiments import BASE, BERNOULLI, LATENT, LEARNED_C, LIKELIHOOD, Run, RunConfig, cache_dir, quick_mode, run
-from .losses import binarize
 from .train import resolve_device
 
-# The models whose likelihood chapter 10 estimates (`python -m vae_tut reproduce`, or the book
-# build's `_ext/train_grid.py`, computes them in parallel first, so the chapter reads them): per data
-# set the MLP and the CNN with z = 2 and z = 10 at c = 0.05, and the MLP whose c is learned (chapter 9).
+# The runs chapter 10 scores: per data set the MLP and CNN with z = 2 and 10, and the MLP with a learned c.
 LIKELIHOOD_MODELS: dict[str, RunConfig] = {
     "mlp-mnist-z2": BASE["mlp-mnist"],
     "cnn-mnist-z2": BASE["cnn-mnist"],
@@ -62,13 +46,12 @@ LIKELIHOOD_MODELS: dict[str, RunConfig] = {
     "mlp-fashion-learned-c": LEARNED_C["mlp-fashion-mnist-learned-c"],
 }
 
-# Chapter 5's Bernoulli section: the Bernoulli-decoder runs, scored on binarised test images.
-BERNOULLI_MODELS: dict[str, RunConfig] = dict(BERNOULLI)
+BERNOULLI_MODELS: dict[str, RunConfig] = dict(BERNOULLI)  # chapter 5's, scored on binarised images
+MAX_RESULT_BYTES = 1 << 20  # an estimate's result.json is about 1 kB
 
 
 def decoder_c(trained: Run) -> float:
-    """The decoder variance c a run is scored with: the learned ``exp(log_c)`` of a model that has
-    one (``likelihood="gaussian-learned"``, chapter 9), else the fixed c of its config."""
+    """The decoder variance c a run is scored with: its learned ``exp(log_c)`` (chapter 9) or its config's c."""
     log_c = getattr(trained.model, "log_c", None)
     if log_c is not None:
         return float(torch.as_tensor(log_c).detach().double().exp())
@@ -78,17 +61,11 @@ def decoder_c(trained: Run) -> float:
 def likelihood_settings() -> dict[str, Any]:
     """Chapter 10's settings: the first 1,000 test images and k up to 1,000 (quick mode: 100 and 100)."""
     quick = quick_mode()
-    return {
-        "n_images": 100 if quick else 1000,
-        "ks": (1, 10, 100) if quick else (1, 10, 100, 1000),
-        "elbo_samples": 10,
-        "seed": 0,
-    }
+    return dict(n_images=100 if quick else 1000, ks=(1, 10, 100, 1000)[: 3 if quick else 4], elbo_samples=10, seed=0)
 
 
 def _check_ks(ks: Iterable[int]) -> list[int]:
-    """The distinct numbers of samples, sorted; :class:`ConfigError` unless each is a whole number >= 1."""
-    checked = sorted({check_k(k) for k in ks})
+    checked = sorted({evaluate.check_k(k) for k in ks})
     if not checked:
         raise ConfigError("ks must name at least one number of samples")
     return checked
@@ -96,14 +73,12 @@ def _check_ks(ks: Iterable[int]) -> list[int]:
 
 def _scored_images(images: object, config: RunConfig, seed: int) -> torch.Tensor:
     """The images a run is scored on: as given, or one fixed binarisation for a Bernoulli decoder."""
-    images = check_images(images)
-    if config.likelihood == "bernoulli":  # as training's test set is
-        images = binarize(images, torch.Generator().manual_seed(seed))
-    return images
+    images = evaluate.check_images(images)
+    return losses.binarize(images, torch.Generator().manual_seed(seed)) if config.likelihood == "bernoulli" else images
 
 
 def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int, seed: int) -> tuple[Path, str]:
-    """The cache folder of ``trained``'s estimates on ``images`` (already :func:`_scored_images`) and its key."""
+    """The cache folder of ``trained``'s estimates on scored ``images``, and its key."""
     if not getattr(trained, "checksum", ""):
         raise ConfigError("only a run of vae_tut.experiments.run (it has a checksum) is cached; pass cache=False")
     config = trained.config
@@ -116,7 +91,7 @@ def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int,
             "seed": seed,
             "code": CODE_VERSION,
             "torch": torch.__version__,
-            "device": model_device(trained.model).type,
+            "device": evaluate.model_device(trained.model).type,
             "images": hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),
         }
     )
@@ -125,16 +100,9 @@ def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int,
 
 @dataclass(frozen=True)
 class Estimates:
-    """:func:`evaluate_run`'s estimates for one run, each a per-image *mean* in nats (chapter 10).
-
-    ``elbo`` = ``expected_log_lik`` - ``kl``; ``iwae`` maps k to the k-sample bound L_k;
-    ``gap_se`` is the standard error of the mean per-image gap between the largest-k bound and
-    the ELBO; ``bits8`` maps k to 8-bit bits per dimension (:func:`~vae_tut.evaluate.bits_per_dim_8bit`)
-    from the same samples scored at dequantised copies of the images, ``None`` unless the images are
-    8-bit and the decoder Gaussian. ``c`` is the decoder variance scored (:func:`decoder_c`; ``None``
-    for a Bernoulli decoder), ``seconds`` the time the importance sampling took when it was
-    computed, on ``threads`` threads; ``cached`` says whether it was read back.
-    """
+    """:func:`evaluate_run`'s per-image means in nats (chapter 10): ``iwae`` and ``bits8`` (8-bit images,
+    Gaussian decoder, else ``None``) map k to the k-sample bound; ``gap_se`` is the standard error of the
+    gap between the largest-k bound and the ELBO."""
 
     label: str
     c: float | None
@@ -154,9 +122,6 @@ class Estimates:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cached"}
 
 
-MAX_RESULT_BYTES = 1 << 20  # an estimate's result.json is about 1 kB
-
-
 def _numbers_checksum(result: dict[str, Any]) -> str:
     """SHA-256 of the numbers as ``result.json`` holds them (keys as text, sorted)."""
     return store.checksum(json.loads(json.dumps(result)))
@@ -171,15 +136,8 @@ def evaluate_run(
     seed: int = 0,
     cache: bool = True,
 ) -> Estimates:
-    """ELBO and importance-weighted estimates (:class:`Estimates`) for a trained
-    :class:`~vae_tut.experiments.Run` (chapter 10).
-
-    Draws ``max(ks)`` samples per image once and reads every smaller k off the
-    same samples (averaging disjoint groups, :func:`~vae_tut.evaluate.iwae_from_weights`).
-    A Bernoulli run is scored on one fixed binarisation of the images. With ``cache=True``
-    the result is an entry of the run cache (:func:`vae_tut.store.cached`, key: see this
-    module's docstring).
-    """
+    """ELBO and importance-weighted estimates for a trained run (chapter 10), every k read off one set of
+    ``max(ks)`` samples per image; with ``cache=True`` kept in the run cache."""
     ks = _check_ks(ks)
     config = trained.config
     images = _scored_images(images, config, seed)
@@ -209,7 +167,6 @@ def evaluate_run(
             kl=float(kl.mean()),
             iwae={k: float(iwae_from_weights(log_ws[0], k).mean()) for k in ks},
             gap_se=float(gap.std() / math.sqrt(len(gap))) if len(gap) > 1 else float("nan"),
-            # 8-bit bits per dimension from the same samples, at dequantised copies of the images
             bits8=None
             if len(log_ws) == 1
             else {k: float(bits_per_dim_8bit(iwae_from_weights(log_ws[1], k).mean(), images[0].numel())) for k in ks},
@@ -244,25 +201,19 @@ def evaluate_run(
     return store.cached(folder, compute, load)[0]
 
 
-# ---------------------------------------------------------------- chapter 10's estimates
-
-
-def _chapter_run(config: RunConfig, device: str | None) -> tuple[Run, torch.Tensor]:
-    """The cached run of ``config`` (on ``device``) and the test images chapter 10 scores it on."""
+def _chapter_run(config: RunConfig, device: str | None) -> tuple[Run, torch.Tensor, dict[str, Any]]:
+    """The cached run of ``config`` (on ``device``), the test images chapter 10 scores it on, the other settings."""
+    settings = likelihood_settings()
     trained = run(config, device=device)
     if device is not None:  # the estimate runs where the model is
         trained.model.to(resolve_device(device))
-    images = load_dataset(trained.config.dataset, "test")[0][: likelihood_settings()["n_images"]]
-    return trained, images
+    return trained, load_dataset(trained.config.dataset, "test")[0][: settings.pop("n_images")], settings
 
 
 def estimate_likelihood(config: RunConfig, device: str | None = None) -> tuple[Run, Estimates]:
     """The cached run of ``config`` and its chapter-10 estimates (:func:`evaluate_run`), computed once."""
-    settings = likelihood_settings()
-    trained, images = _chapter_run(config, device)
-    return trained, evaluate_run(
-        trained, images, ks=settings["ks"], elbo_samples=settings["elbo_samples"], seed=settings["seed"]
-    )
+    trained, images, settings = _chapter_run(config, device)
+    return trained, evaluate_run(trained, images, **settings)
 
 
 def is_estimated(config: RunConfig, device: str | None = None) -> bool:
@@ -270,12 +221,10 @@ def is_estimated(config: RunConfig, device: str | None = None) -> bool:
     dev = resolve_device(device)
     if not (cache_dir() / config.resolved(dev).key(dev)).is_dir():
         return False
-    settings = likelihood_settings()
-    trained, images = _chapter_run(config, device)
+    trained, images, settings = _chapter_run(config, device)
     images = _scored_images(images, trained.config, settings["seed"])
     return _entry(trained, images, _check_ks(settings["ks"]), settings["elbo_samples"], settings["seed"])[0].is_dir()
 
 
-# What computes an estimate's numbers, hashed once at import (as a run's key is):
-# the estimators, the losses they share with training, and evaluate_run itself.
+# What computes an estimate's numbers, hashed once at import (as a run's key is).
 CODE_VERSION: str = store.code_version([evaluate, losses, evaluate_run, decoder_c])

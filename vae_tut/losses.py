@@ -1,16 +1,8 @@
 """The two terms of the VAE loss (the negative ELBO), derived in chapter 4.
 
-With the decoder p(x|z) = N(f(z), cI) over D = 784 pixels,
-
-    -log p(x|z) = ||x - f(z)||^2 / (2c) + (D/2) log(2 pi c),
-
-so the training loss keeps the first part (:func:`reconstruction_loss`) and
-the constant (:func:`gaussian_log_constant`) is added back when the book
-reports log-likelihoods in nats. Chapter 5's Bernoulli section trains the same networks
-with a Bernoulli decoder on binarised images (:func:`bernoulli_reconstruction_loss`),
-and the reproduction appendix tests readings of the report's KL term
-(:data:`KL_VARIANTS`), which only the runs that name them use.
-"""
+The Gaussian loss leaves out the constant ``(D/2) log(2 pi c)`` (:func:`gaussian_log_constant`);
+chapter 5 also trains a Bernoulli decoder, and the reproduction appendix tests readings of the
+report's KL term (:data:`KL_VARIANTS`)."""
 
 from __future__ import annotations
 
@@ -23,24 +15,19 @@ from .data import N_PIXELS
 from .errors import ConfigError
 from .validation import images, one_of, positive, tensor
 
-# "gaussian-learned": the Gaussian decoder with its variance c learned as one shared scalar
-# (the sigma-VAE of Rybkin et al. 2021); its loss keeps the constant, since c moves.
+# "gaussian-learned": the sigma-VAE's learned scalar c (chapter 9); its loss keeps the constant.
 LIKELIHOODS = ("gaussian", "bernoulli", "gaussian-learned")
-# How the KL term is computed in training. "exact" is the ELBO's; the others are candidate
-# explanations of the report's KL values, tested in the reproduction appendix:
-# the variance output read as a standard deviation or as a log-variance inside the KL formula
-# (sampling still uses it as a variance), or the KL averaged over latent dimensions or pixels.
+# How training computes the KL: "exact" is the ELBO's, the others are readings of the report's KL.
 KL_VARIANTS = ("exact", "var-as-std", "var-as-logvar", "mean-over-dims", "mean-over-pixels")
 
 
 def check_c(c: object) -> float:
-    """Return ``c`` as a float if it is a finite number > 0, else raise :class:`ConfigError`."""
+    """``c`` as a float if it is a finite number > 0, else a :class:`ConfigError`."""
     return positive(c, "decoder variance c")
 
 
 def _batches(a: object, b: object, names: tuple[str, str]) -> None:
-    """A one-line :class:`ConfigError` unless ``a`` and ``b`` are non-empty, finite float tensors
-    ``[N, ...]`` of one shape. Any float type: chapter 4 checks these formulas in float64."""
+    """A :class:`ConfigError` unless ``a`` and ``b`` are finite float tensors ``[N, ...]`` of one shape."""
     for value, name in zip((a, b), names):
         dims = value.dim() if isinstance(value, torch.Tensor) else 1
         tensor(value, name, (None,) * max(dims, 1), float32=False)
@@ -60,8 +47,7 @@ def _gaussian(x: torch.Tensor, x_hat: torch.Tensor, c: float) -> torch.Tensor:
 
 
 def learned_gaussian_loss(x: torch.Tensor, x_hat: torch.Tensor, log_c: torch.Tensor) -> torch.Tensor:
-    """``-log p(x|z)`` in nats for a decoder N(x_hat, cI) whose ``log c`` is learned (chapter 9):
-    ``||x - x_hat||^2 / (2c) + (D/2) log(2 pi c)``, summed over pixels, averaged over the batch."""
+    """``-log p(x|z)`` in nats of a decoder N(x_hat, cI) with learned ``log c``, batch-averaged (chapter 9)."""
     _batches(x, x_hat, ("images", "reconstructions"))
     tensor(log_c, "log c", (), float32=False)
     return _learned_gaussian(x, x_hat, log_c)
@@ -74,10 +60,7 @@ def _learned_gaussian(x: torch.Tensor, x_hat: torch.Tensor, log_c: torch.Tensor)
 
 
 def kl_divergence(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, diag(var)) || N(0, I)) summed over latent dimensions, averaged over the batch.
-
-    Closed form (chapter 4): ``0.5 * sum(var + mean^2 - 1 - log var)``.
-    """
+    """Closed-form KL(N(mean, diag(var)) || N(0, I)), summed over dimensions, batch-averaged (chapter 4)."""
     return kl_per_dimension(mean, var).sum(1).mean()
 
 
@@ -94,10 +77,7 @@ def _kl_dims(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
 
 
 def bernoulli_reconstruction_loss(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """``-log p(x|z)`` of a Bernoulli decoder in nats, summed over pixels, averaged over the batch.
-
-    ``x`` holds 0/1 pixels (:func:`binarize`); the binary cross-entropy of the logits.
-    """
+    """``-log p(x|z)`` of a Bernoulli decoder for 0/1 pixels in nats, averaged over the batch (chapter 5)."""
     _batches(x, logits, ("images", "logits"))
     return _bernoulli(x, logits)
 
@@ -147,8 +127,7 @@ def _kl(mean: torch.Tensor, var: torch.Tensor, variant: str) -> torch.Tensor:
 
 
 def check_pixels(x: object, what: str = "images") -> torch.Tensor:
-    """``x`` if it is a float tensor ``[N, ...]`` of values in [0, 1] (:func:`~vae_tut.validation.images`;
-    any float type: chapter 4 checks these formulas in float64)."""
+    """``x`` if it is a float tensor ``[N, ...]`` of values in [0, 1] (any float type)."""
     return images(x, what, shape=None, float32=False)
 
 
@@ -179,11 +158,8 @@ def vae_loss(
     kl_variant: str = "exact",
     log_c: torch.Tensor | None = None,
 ) -> LossTerms:
-    """Both terms for a batch; with ``var=None`` (a plain autoencoder) the KL term is zero.
-
-    ``likelihood="bernoulli"`` expects 0/1 images and ignores ``c``;
-    ``likelihood="gaussian-learned"`` ignores ``c`` and uses the model's ``log_c``.
-    """
+    """Both terms for a batch (chapter 4); the KL is zero for ``var=None`` (an autoencoder), and ``c`` is
+    unused with a Bernoulli or learned-variance (``log_c``) decoder."""
     likelihood = check_likelihood(likelihood)
     check_kl_variant(kl_variant)
     check_pixels(x)
@@ -209,8 +185,7 @@ def step_terms(
     kl_variant: str,
     log_c: torch.Tensor | None,
 ) -> LossTerms:
-    """:func:`vae_loss` without its checks: what a training or evaluation step computes on a
-    model's own outputs, whose input :func:`~vae_tut.train.fit` checked once at the door."""
+    """:func:`vae_loss` without its checks, for a training or evaluation step."""
     if likelihood == "bernoulli":
         recon = _bernoulli(x, logits)
     elif likelihood == "gaussian-learned":

@@ -1,10 +1,5 @@
-"""The report's encoder and decoder networks, the VAE and a plain autoencoder.
-
-Chapter 2 trains the :class:`Autoencoder`; chapter 5 explains the MLP networks
-(:class:`FCEncoder`, :class:`FCDecoder`) and :class:`VAE`; chapter 6 the CNN
-networks (:class:`CNNEncoder`, :class:`CNNDecoder`). Layer for layer they match
-the listings of the reference report (section 3) for any latent size ``z >= 1``.
-"""
+"""The report's encoder and decoder networks (its section 3, layer for layer), the VAE and a plain
+autoencoder: the autoencoder in chapter 2, the MLP and the VAE in chapter 5, the CNN in chapter 6."""
 
 from __future__ import annotations
 
@@ -27,17 +22,15 @@ MAX_LATENT = 4096  # far beyond any useful code for 784 pixels, and still a mode
 
 
 def check_latent_dim(z: object) -> int:
-    """Return ``z`` if it is a whole number from 1 to :data:`MAX_LATENT`, else raise :class:`ConfigError`."""
+    """``z`` if it is a whole number from 1 to :data:`MAX_LATENT`, else a :class:`ConfigError`."""
     return whole(z, "latent size z", 1, MAX_LATENT)
 
 
 def _check_images(x: object) -> torch.Tensor:
-    """What ``encode`` takes: a non-empty, finite float32 tensor of images [N, 1, 28, 28]."""
     return validation.images(x, "the encoder's images", unit=False)
 
 
 def _check_codes(z: object, latent_dim: int) -> torch.Tensor:
-    """What ``decode`` takes: a non-empty, finite float32 tensor of codes [N, latent_dim]."""
     return validation.codes(z, "the decoder's codes", latent_dim)
 
 
@@ -45,15 +38,13 @@ MLP_HIDDEN = 10  # the third hidden layer of the report's printed MLP (its text 
 
 
 def check_hidden(hidden: object) -> int:
-    """Return ``hidden`` if it is a whole number from 1 to 1000, else raise :class:`ConfigError`."""
+    """``hidden`` if it is a whole number from 1 to 1000, else a :class:`ConfigError`."""
     return whole(hidden, "hidden width", 1, 1000)
 
 
 class FCEncoder(nn.Module):
-    """MLP encoder 784 -> 300 -> 100 -> ``hidden`` (10) -> ``out_features`` with ELU (chapter 5).
-
-    ``conditions`` extra inputs (a one-hot label, chapter 4's conditional VAE) join the pixels.
-    """
+    """MLP encoder 784 -> 300 -> 100 -> ``hidden`` (10) -> ``out_features`` with ELU (chapter 5);
+    ``conditions`` extra inputs (a one-hot label, chapter 4's conditional VAE) join the pixels."""
 
     def __init__(
         self, latent_dim: int = 2, out_features: int | None = None, hidden: int = MLP_HIDDEN, conditions: int = 0
@@ -125,12 +116,7 @@ class CNNEncoder(nn.Module):
 
 
 class CNNDecoder(nn.Module):
-    """A linear layer to 32x4x4, then transposed convolutions 4 -> 7 -> 14 -> 28 (chapter 6).
-
-    With kernel 3, stride 2 and padding 1 a transposed convolution maps size
-    ``n`` to ``2n - 1``; ``output_padding=1`` adds the missing row and column,
-    so 4 -> 7 (none), 7 -> 14 and 14 -> 28 (one each).
-    """
+    """A linear layer to 32x4x4, then transposed convolutions 4 -> 7 -> 14 -> 28 (chapter 6)."""
 
     def __init__(self, latent_dim: int = 2) -> None:
         super().__init__()
@@ -164,18 +150,14 @@ class VAEOutput(NamedTuple):
 
 
 class VAE(nn.Module):
-    """Gaussian encoder q(z|x) = N(mean, diag(var)) and decoder logits (chapters 3-5).
-
-    ``var = softplus(h) + 1e-8``: softplus maps to (0, inf), not to [0, 1],
-    and the floor keeps ``log var`` finite.
-    """
+    """Gaussian encoder q(z|x) = N(mean, diag(var)), ``var = softplus(h) + 1e-8``, and decoder logits
+    (chapters 3-5); ``learn_c`` adds a learned decoder variance ``c = exp(log_c)`` (chapter 9)."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, learn_c: bool = False) -> None:
         super().__init__()
         self.latent_dim = check_latent_dim(latent_dim)
         self.encoder = encoder
         self.decoder = decoder
-        # One learned decoder variance c = exp(log_c), starting at 1 (chapter 9's sigma-VAE).
         self.log_c = nn.Parameter(torch.zeros(())) if learn_c else None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,16 +178,14 @@ class VAE(nn.Module):
         return self.decoder(_check_codes(z, self.latent_dim))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        """One training pass, unchecked: :func:`~vae_tut.train.fit` checks its images once, before
-        the first step, and reports a divergence from the epoch's loss (:meth:`encode` checks)."""
+        """One unchecked training pass (:func:`~vae_tut.train.fit` checks its images once)."""
         mean, var = self._posterior(self.encoder(x))
         z = self.reparameterize(mean, var)
         return VAEOutput(self.decoder(z), mean, var, z)
 
 
 class ConditionalVAE(VAE):
-    """A VAE whose encoder and decoder also see the one-hot label y: q(z|x, y), p(x|z, y)
-    (chapter 4's exercise; same prior and loss). Built on the MLP networks with ``conditions=10``."""
+    """A VAE whose MLP encoder and decoder also see the one-hot label y: q(z|x, y), p(x|z, y) (chapter 4)."""
 
     n_classes = N_CLASSES
 
@@ -258,8 +238,7 @@ class Autoencoder(nn.Module):
 def check_combination(
     arch: object, kind: object, hidden: object = MLP_HIDDEN, likelihood: str = "gaussian", kl_variant: str = "exact"
 ) -> None:
-    """The one place that says which settings go together (:func:`build_model` and
-    :class:`~vae_tut.experiments.RunConfig` ask it); a one-line :class:`ConfigError` names the clash."""
+    """A :class:`ConfigError` naming the clash unless these settings go together (models and runs ask it)."""
     one_of(arch, ARCHS, "architecture")
     one_of(kind, KINDS, "model kind")
     if check_hidden(hidden) != MLP_HIDDEN and arch != "mlp":
@@ -275,11 +254,8 @@ def check_combination(
 def build_model(
     arch: str = "mlp", latent_dim: int = 2, kind: str = "vae", hidden: int = MLP_HIDDEN, learn_c: bool = False
 ) -> nn.Module:
-    """A :class:`VAE`, :class:`Autoencoder` or (MLP only) :class:`ConditionalVAE` with the report's ``arch`` networks.
-
-    ``hidden`` is the MLP's third hidden width; the CNN has no such layer. ``learn_c``
-    gives a VAE a learned decoder variance (``log_c``, chapter 9).
-    """
+    """A :class:`VAE`, :class:`Autoencoder` or (MLP only) :class:`ConditionalVAE` with the report's ``arch``
+    networks; ``hidden`` is the MLP's third width, ``learn_c`` learns the decoder variance (chapter 9)."""
     check_combination(arch, kind, hidden, "gaussian-learned" if validation.flag(learn_c, "learn_c") else "gaussian")
     z = check_latent_dim(latent_dim)
     if kind == "cvae":

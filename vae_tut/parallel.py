@@ -1,17 +1,9 @@
 """The grid's missing work in worker processes, for ``python -m vae_tut reproduce`` and the book build
 (Performance appendix).
 
-Small networks use a CPU's cores poorly from one process: two single-thread
-trainings side by side finish more epochs per minute than one two-thread
-training. So what the chapters need and the cache lacks (:func:`missing_tasks`:
-the grid's runs, then chapters 5 and 10's likelihood estimates, each after the
-training of its run) is shared out to ``N`` worker processes (default: one per
-core, one thread each), longest first (:func:`run_tasks`). Cache entries are
-written atomically under a lock (:mod:`vae_tut.store`).
-
-The worker processes, and how they stop (on the first error, on Ctrl-C or ``kill``,
-and with their parent), are :mod:`vae_tut.pool`'s; the grid's estimated time and the
-progress lines are :mod:`vae_tut.estimate`'s.
+Small networks use a CPU's cores poorly from one process, so what the chapters need and the cache lacks
+(:func:`missing_tasks`) is shared out to worker processes, one single-thread worker per core by default
+(:func:`run_tasks`; the workers are :mod:`vae_tut.pool`'s, the estimate and progress lines :mod:`vae_tut.estimate`'s).
 """
 
 from __future__ import annotations
@@ -30,36 +22,14 @@ from .train import MONITOR_SIZE, resolve_device
 
 TEST_SIZE = 10_000  # test images in either data set: a run's final evaluation
 
-# the pool's and the estimate's names that the benchmarks and the Performance appendix reach through here
-__all__ = [
-    "TEST_SIZE",
-    "Task",
-    "available_cores",
-    "calibrate",
-    "check_jobs",
-    "likelihood_task",
-    "missing_tasks",
-    "network_flops",
-    "run_tasks",
-    "training_task",
-]
-
 
 def training_task(name: str, config: RunConfig, *, device: str | None = None, retrain: bool = False) -> Task:
     """Train (or load) ``config``'s run with :func:`vae_tut.experiments.run`, reporting its epochs."""
     step, forward, _ = network_flops(config.arch, config.z, config.kind, config.hidden)
     images = min(config.train_size or TRAIN_SIZE, TRAIN_SIZE)
     flops = config.epochs * (step * images + forward * MONITOR_SIZE) + forward * TEST_SIZE
-    return Task(
-        name,
-        config.label(),
-        run,
-        (config,),
-        {"device": device, "progress": False, "retrain": retrain},
-        epochs=config.epochs,
-        flops=flops,
-        family=f"{config.arch} training",
-    )
+    kwargs = {"device": device, "progress": False, "retrain": retrain}
+    return Task(name, config.label(), run, (config,), kwargs, config.epochs, flops, f"{config.arch} training")
 
 
 def likelihood_task(name: str, config: RunConfig, *, device: str | None = None, after: tuple[str, ...] = ()) -> Task:
@@ -68,26 +38,14 @@ def likelihood_task(name: str, config: RunConfig, *, device: str | None = None, 
     settings = likelihood_settings()
     decodes = max(settings["ks"]) + settings["elbo_samples"]  # per image; the encoder runs twice
     flops = settings["n_images"] * (2 * forward + decodes * decode)
-    return Task(
-        f"likelihood {name}",
-        config.label(),
-        estimate_likelihood,
-        (config,),
-        {"device": device},
-        flops=flops,
-        family=f"{config.arch} likelihood",
-        after=after,
-    )
+    family, kwargs = f"{config.arch} likelihood", {"device": device}
+    return Task(f"likelihood {name}", config.label(), estimate_likelihood, (config,), kwargs, 0, flops, family, after)
 
 
 def missing_tasks(only: str | None = None, *, device: str | None = None, retrain: bool = False) -> list[Task]:
-    """What the chapters need and the cache lacks, longest first.
-
-    The runs of grid ``only`` (``None``: all of it, :func:`vae_tut.experiments.grid`)
-    not in the run cache (every one with ``retrain``), each distinct config once under
-    its first name; for the whole grid also the likelihood estimates of chapters 5 and
-    10 not in the cache, each after the training of its run when that is missing.
-    """
+    """What the chapters need and the cache lacks, longest first: the runs of grid ``only`` (``None``: all)
+    not cached (all with ``retrain``), each config once; for the whole grid also the likelihood estimates
+    of chapters 5 and 10 not cached, each after the training of its run where that is missing."""
     dev = resolve_device(device)
     training: dict[str, Task] = {}  # run cache key -> its task
     for name, config in grid(only).items():
@@ -114,15 +72,9 @@ def run_tasks(
     interval: float = 30.0,
     default_rate: float | None = None,
 ) -> None:
-    """Run ``tasks`` in ``jobs`` worker processes (in this process when ``jobs`` or the work is 1).
-
-    Each worker gets an equal share of the cores as threads. Tasks start in the
-    order given (longest first, as :func:`missing_tasks` sorts them) once their
-    ``after`` tasks are done. An error in a task terminates the workers and is
-    raised here at once, as is ``KeyboardInterrupt``. ``default_rate`` (FLOP/s per
-    worker before any is measured) defaults to each family's speed timed here (:func:`calibrate`),
-    and to :data:`EFFICIENCY` of :func:`matmul_rate` for a task that is not a run's.
-    """
+    """Run ``tasks`` in ``jobs`` worker processes of an equal share of the cores (in this process when ``jobs``
+    or the work is 1), printing progress with ``say``; an error or ``KeyboardInterrupt`` stops them all at once.
+    ``default_rate`` (FLOP/s per worker before any is measured) defaults to speeds timed here (:func:`calibrate`)."""
     jobs = min(check_jobs(jobs), max(1, len(tasks)))
     names = {t.name for t in tasks}
     if len(names) < len(tasks):
@@ -134,11 +86,8 @@ def run_tasks(
         say("grid: nothing to compute, the cache holds it all")
         return
     threads = torch.get_num_threads() if jobs == 1 else max(1, available_cores() // jobs)
-    if default_rate is None:
-        rate, calibrated = EFFICIENCY * matmul_rate(threads), calibrate(tasks, threads)
-    else:
-        rate, calibrated = default_rate, {}
-    progress = Progress(tasks, jobs, say, interval, rate, calibrated)
+    rate = EFFICIENCY * matmul_rate(threads) if default_rate is None else default_rate
+    progress = Progress(tasks, jobs, say, interval, rate, calibrate(tasks, threads) if default_rate is None else {})
     progress.begin()
     if jobs == 1:
         run_here(tasks, progress)

@@ -1,12 +1,10 @@
-"""The figures the chapters draw again and again: image grids, latent scatters, curves.
-
-Each function draws on a matplotlib ``Axes`` (a new figure when none is given)
-and returns it, so chapters can place several side by side.
-"""
+"""The figures the chapters draw again and again: image grids, latent scatters, curves, likelihood charts;
+each draws on a matplotlib ``Axes`` (a new figure when none is given) and returns it."""
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -14,21 +12,19 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
+from . import validation
 from .errors import ConfigError
-from .validation import class_names as check_class_names
-from .validation import codes as check_codes
-from .validation import finite, one_of, pair, positive, whole
-from .validation import images as check_images
-from .validation import labels as check_labels
+from .validation import finite, positive
 
 CLASS_COLOURS = "tab10"  # one colour per class, in every scatter and in the in-browser explorers
 
 
 def class_colour(k: int) -> str:
     """The hex colour of class ``k`` (chapters 2-9 and the in-browser explorers)."""
-    whole(k, "class", 0)
-    return to_hex(plt.get_cmap(CLASS_COLOURS)(k % 10))
+    return to_hex(plt.get_cmap(CLASS_COLOURS)(validation.whole(k, "class", 0) % 10))
 
 
 def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
@@ -39,30 +35,29 @@ def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def _axes(ax: Axes | None, size: tuple[float, float] = (5, 5)) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=size)
+def _axes(ax: Axes | None, size: tuple[float, float] = (5, 5), white: bool = False) -> Axes:
+    ax = plt.subplots(figsize=size)[1] if ax is None else ax
+    if white:
+        ax.figure.patch.set_facecolor("white")
+        ax.set_facecolor("white")
     return ax
 
 
 def grid_canvas(images: torch.Tensor, nrow: int, pad: int = 1) -> torch.Tensor:
-    """``[N, 1, 28, 28]`` images in [0, 1] laid out ``nrow`` per row on one white canvas ``[H, W]``
-    (``torchvision.utils.make_grid``): the pictures of :func:`image_grid` and the web pages' grids."""
+    """``[N, 1, 28, 28]`` images in [0, 1], ``nrow`` per row, on one white canvas ``[H, W]`` (``make_grid``)."""
     from torchvision.utils import make_grid
 
-    check_images(images)
-    whole(nrow, "nrow", 1)
+    validation.images(images)
+    validation.whole(nrow, "nrow", 1)
     return make_grid(images.detach().cpu().float(), nrow=nrow, padding=pad, pad_value=1.0)[0]
 
 
 def image_grid(images: torch.Tensor, nrow: int, ax: Axes | None = None, title: str | None = None, pad: int = 1) -> Axes:
-    """Show ``[N, 1, 28, 28]`` images in [0, 1] as one picture, ``nrow`` images per row
-    (``torchvision.utils.make_grid``, with thin dark lines between the images)."""
+    """Show ``[N, 1, 28, 28]`` images in [0, 1] as one picture, ``nrow`` per row, with thin lines between them."""
     canvas = grid_canvas(images, nrow, pad)
     ax = _axes(ax)
     ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     if title:
         ax.set_title(title)
     return ax
@@ -78,35 +73,46 @@ def latent_scatter(
     s: float = 2.0,
     legend: bool = True,
 ) -> Axes:
-    """Scatter two latent dimensions of ``codes`` (float32 ``[N, z]``), one colour per class of
-    ``labels`` (integers >= 0, one per code)."""
-    codes = check_codes(codes, "codes").detach().cpu()
-    labels = check_labels(labels, len(codes)).cpu()
-    dims = pair(dims, codes.shape[1], "dims")
-    n_classes = int(labels.max()) + 1
-    if class_names is not None:
-        class_names = check_class_names(class_names, n_classes)
+    """Scatter two latent dimensions ``dims`` of ``codes`` ``[N, z]``, one colour per class of ``labels``."""
+    codes = validation.codes(codes, "codes").detach().cpu()
+    labels = validation.labels(labels, len(codes)).cpu()
+    dims = validation.pair(dims, codes.shape[1], "dims")
+    digits = [str(k) for k in range(int(labels.max()) + 1)]
+    names = validation.class_names(digits if class_names is None else class_names, len(digits))
     ax = _axes(ax, (6, 5))
-    for k in range(n_classes):
-        sel = labels == k
-        name = class_names[k] if class_names is not None else str(k)
-        ax.scatter(
-            codes[sel, dims[0]].numpy(),
-            codes[sel, dims[1]].numpy(),
-            s=s,
-            color=class_colour(k),
-            label=name,
-            alpha=0.6,
-            linewidths=0,
-            rasterized=True,
-        )
-    ax.set_xlabel(f"$z_{dims[0] + 1}$")
-    ax.set_ylabel(f"$z_{dims[1] + 1}$")
+    for k in range(len(digits)):
+        x, y = codes[labels == k][:, list(dims)].T.numpy()
+        ax.scatter(x, y, s=s, color=class_colour(k), label=names[k], alpha=0.6, linewidths=0, rasterized=True)
+    ax.set(xlabel=f"$z_{dims[0] + 1}$", ylabel=f"$z_{dims[1] + 1}$")
     if legend:
         ax.legend(markerscale=5, fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     if title:
         ax.set_title(title)
     return ax
+
+
+def _code_and_image(
+    codes: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: Sequence[str] | None,
+    dims: tuple[int, int],
+    image: torch.Tensor,
+    titles: tuple[str, str],
+) -> tuple[Figure, Axes]:
+    """The explorers' picture: ``codes`` by class (one dimension spread by a jitter) beside a decoded ``image``."""
+    fig, (ax_s, ax_i) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    if codes.shape[1] == 1:
+        jitter = torch.rand(len(codes), generator=torch.Generator().manual_seed(0))
+        latent_scatter(torch.stack([codes[:, 0], jitter], 1), labels, ax=ax_s, class_names=class_names)
+        ax_s.set_ylabel("(random jitter)")
+    else:
+        latent_scatter(codes, labels, ax=ax_s, class_names=class_names, dims=dims)
+    ax_i.imshow(image.numpy(), cmap="gray_r", vmin=0, vmax=1)
+    ax_i.set(xticks=[], yticks=[])
+    ax_s.set_title(titles[0])
+    ax_i.set_title(titles[1], fontsize="small")
+    fig.tight_layout()
+    return fig, ax_s
 
 
 def history_curves(
@@ -116,14 +122,12 @@ def history_curves(
     keys = ["epoch"] + [f"{s}_{t}" for s in ("train", "test") for t in ("recon", "kl", "total")]
     if not history or any(not isinstance(h, dict) or any(k not in h for k in keys) for h in history):
         raise ConfigError(f"history must be a non-empty list of epochs with {', '.join(keys)} (a run's .history)")
-    if axes is None:
-        _, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    axes = plt.subplots(1, 3, figsize=(13, 3.4))[1] if axes is None else axes
     epochs = [h["epoch"] for h in history]
     for ax, term, name in zip(axes, ("recon", "kl", "total"), ("reconstruction", "KL", "total")):
         ax.plot(epochs, [h[f"train_{term}"] for h in history], "o-", ms=3, label="train (epoch mean)")
         ax.plot(epochs, [h[f"test_{term}"] for h in history], "s--", ms=3, label="test (100 images)")
-        ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.set(xlabel="epoch", title=name)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     if title:
@@ -131,23 +135,10 @@ def history_curves(
     return axes
 
 
-# ---------------------------------------------------------------- likelihoods in one unit (chapters 9 and 10)
-
-
-def _white(ax: Axes) -> None:
-    """A white figure and plot area, so the picture reads the same on light and dark pages."""
-    ax.figure.patch.set_facecolor("white")
-    ax.set_facecolor("white")
-
-
-def _off_scale_cap(values: Sequence[float]) -> float | None:
-    """A top for the y axis that leaves out values far above all others (``None``: show them all).
-
-    The largest value is an outlier when it lies more than three times the spread of the others above
-    their maximum; the check is repeated while at least two values remain.
-    """
+def _off_scale_cap(values: Sequence[float]) -> float:
+    """A top for the y axis leaving out values more than three spreads of the rest above them (else infinity)."""
     kept = sorted(values)
-    cap = None
+    cap = math.inf
     while len(kept) >= 3:
         rest = kept[:-1]
         span = max(rest[-1] - rest[0], 1e-9)
@@ -164,13 +155,8 @@ def neg_elbo_against_c(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
-    """The full negative ELBO in nats (with the Gaussian constant) against the decoder variance c, log axis.
-
-    ``curves`` holds ``(label, c values, -ELBO values)``, one line with dots each (runs trained
-    at fixed c); ``learned`` holds ``(label, learned c, -ELBO)``, a star each, the k-th in the colour
-    of the k-th curve. A value far above all others (:func:`_off_scale_cap`) is drawn as a triangle
-    at the top edge with its number beside it, so the rest keep a readable scale.
-    """
+    """The full negative ELBO in nats against the decoder variance c: ``curves`` ``(label, cs, -ELBOs)`` at fixed c,
+    ``learned`` ``(label, c, -ELBO)`` stars, outliers as triangles at the top edge (chapters 9 and 10)."""
     points = []
     for label, cs, values in curves:
         if len(cs) != len(values) or not cs:
@@ -179,41 +165,24 @@ def neg_elbo_against_c(
     points += [(positive(c, "learned c"), finite(v, "-ELBO")) for _, c, v in learned]
     if not points:
         raise ConfigError("nothing to plot: give at least one curve or learned point")
-    cap = _off_scale_cap([v for _, v in points])
-    ax = _axes(ax, (7.0, 4.4))
-    _white(ax)
-
-    def shown(v: float) -> float:
-        return v if cap is None else min(v, cap)
-
-    def mark_off_scale(c: float, v: float, colour: str) -> None:
-        if cap is not None and v > cap:
-            ax.plot([c], [cap], "^", color=colour, ms=9, clip_on=False)
-            ax.annotate(
-                f"{v:,.0f} (off scale)",
-                (c, cap),
-                textcoords="offset points",
-                xytext=(9, -4),
-                fontsize="small",
-                color=colour,
-                va="top",
-            )
-
+    top = _off_scale_cap([v for _, v in points])
+    ax = _axes(ax, (7.0, 4.4), white=True)
+    marks = []  # (c, -ELBO, colour) of every point, for the off-scale triangles
     for k, (label, cs, values) in enumerate(curves):
-        colour = f"C{k}"
-        ax.plot(list(cs), [shown(v) for v in values], "o-", color=colour, label=label)
-        for c, v in zip(cs, values):
-            mark_off_scale(c, v, colour)
+        ax.plot(list(cs), [min(v, top) for v in values], "o-", color=f"C{k}", label=label)
+        marks += [(c, v, f"C{k}") for c, v in zip(cs, values)]
     for k, (label, c, v) in enumerate(learned):
-        colour = f"C{k}"
-        ax.plot([c], [shown(v)], "*", color=colour, mec="black", mew=0.8, ms=16, label=label, zorder=5)
-        mark_off_scale(c, v, colour)
-    ax.set_xscale("log")
-    if cap is not None:
-        low = min(v for _, v in points)
-        ax.set_ylim(low - 0.05 * (cap - low), cap)
-    ax.set_xlabel("decoder variance c (log scale)")
+        ax.plot([c], [min(v, top)], "*", color=f"C{k}", mec="black", mew=0.8, ms=16, label=label, zorder=5)
+        marks.append((c, v, f"C{k}"))
+    for c, v, colour in marks:
+        if v > top:
+            ax.plot([c], [top], "^", color=colour, ms=9, clip_on=False)
+            ax.text(c, top, f"   {v:,.0f} (off scale)", fontsize="small", color=colour, va="top")
+    ax.set(xscale="log", xlabel="decoder variance c (log scale)")
     ax.set_ylabel("test −ELBO in nats per image\n(with the constant; lower is better)")
+    if top < math.inf:
+        low = min(v for _, v in points)
+        ax.set_ylim(low - 0.05 * (top - low), top)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     if title:
@@ -221,7 +190,8 @@ def neg_elbo_against_c(
     return ax
 
 
-BAR_KINDS = {"reference": "0.6", "vae": "C0", "published": "C2"}  # the colour of each kind of bar
+# the colour and legend entry of each kind of bar
+BAR_KINDS = {"reference": ("0.6", "reference"), "vae": ("C0", "this book's VAEs"), "published": ("C2", "published")}
 
 
 def bits_per_dim_bars(
@@ -230,43 +200,29 @@ def bits_per_dim_bars(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
-    """Horizontal bars of 8-bit bits per dimension, top to bottom in the order of ``rows`` (chapter 10).
-
-    ``rows`` holds ``(label, bits, kind)`` with ``kind`` one of :data:`BAR_KINDS`: a reference
-    (the uniform density, independent pixels), one of the book's VAEs, or a published result; the
-    number is written beside each bar. ``floors`` (one per row, ``None`` for none) marks the lowest
-    cost a model can reach at its decoder variance c with a black tick across its bar.
-    """
+    """Bars of 8-bit bits per dimension, ``rows`` ``(label, bits, kind)`` from the top, ``kind`` in :data:`BAR_KINDS`;
+    ``floors`` (per row, or ``None``) ticks the lowest cost reachable at the model's decoder variance c (chapter 10)."""
     if not rows:
         raise ConfigError("bits_per_dim_bars needs at least one row (label, bits, kind)")
     if floors is not None and len(floors) != len(rows):
         raise ConfigError(f"floors must have one entry per row ({len(rows)}), got {len(floors)}")
-    labels = [str(label) for label, _, _ in rows]
     bits = [finite(b, "bits per dimension", 0.0) for _, b, _ in rows]
-    kinds = [one_of(kind, BAR_KINDS, "kind of bar") for _, _, kind in rows]
-    ax = _axes(ax, (8.0, 0.42 * len(rows) + 1.4))
-    _white(ax)
+    kinds = [validation.one_of(kind, BAR_KINDS, "kind of bar") for _, _, kind in rows]
+    ticks = [(y, finite(floor, "floor")) for y, floor in enumerate(floors or []) if floor is not None]
+    ax = _axes(ax, (8.0, 0.42 * len(rows) + 1.4), white=True)
     ys = list(range(len(rows)))
-    ax.barh(ys, bits, color=[BAR_KINDS[k] for k in kinds], height=0.7)
+    ax.barh(ys, bits, color=[BAR_KINDS[k][0] for k in kinds], height=0.7)
     right = max(bits) if max(bits) > 0 else 1.0
     for y, b in zip(ys, bits):
         ax.text(b + 0.012 * right, y, f"{b:.2f}", va="center", fontsize="small")
-    drew_floor = False
-    for y, floor in zip(ys, floors or []):
-        if floor is not None:
-            ax.plot([finite(floor, "floor"), floor], [y - 0.42, y + 0.42], color="black", lw=2.2)
-            drew_floor = True
-    ax.set_yticks(ys, labels, fontsize="small")
+    for y, floor in ticks:
+        ax.plot([floor, floor], [y - 0.42, y + 0.42], color="black", lw=2.2)
+    ax.set_yticks(ys, [str(label) for label, _, _ in rows], fontsize="small")
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.12 * right)
-    ax.set_xlabel("8-bit bits per dimension (lower is better)")
+    ax.set(xlim=(0, 1.12 * right), xlabel="8-bit bits per dimension (lower is better)")
     ax.grid(alpha=0.3, axis="x")
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    names = {"reference": "reference", "vae": "this book's VAEs", "published": "published (other networks)"}
-    handles: list = [Patch(color=BAR_KINDS[k], label=names[k]) for k in BAR_KINDS if k in kinds]
-    if drew_floor:
+    handles: list = [Patch(color=BAR_KINDS[k][0], label=BAR_KINDS[k][1]) for k in BAR_KINDS if k in kinds]
+    if ticks:
         handles.append(Line2D([], [], color="black", lw=2.2, label="lowest possible at the model's c"))
     ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:

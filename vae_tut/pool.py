@@ -1,29 +1,18 @@
-"""Worker processes for a list of tasks that may wait for each other (Performance appendix).
+"""Worker processes for tasks that may wait for each other (Performance appendix).
 
-:func:`run_in_workers` shares :class:`Task` objects out to a
-``concurrent.futures.ProcessPoolExecutor`` of spawned processes, each on
-``threads`` torch threads, starting a task once the tasks it waits for are done;
-:func:`run_here` runs them in this process. Each task's epochs, its end and its
-error reach a :class:`Listener` (:class:`vae_tut.estimate.Progress` prints them).
-
-Stopping is the main process's job, and it is thorough:
-
-- an error in a task terminates the other workers at once and is raised here,
-  with the worker's traceback as its cause;
-- workers ignore Ctrl-C: the main process terminates them and raises ``KeyboardInterrupt``
-  (:func:`sigterm_as_interrupt` makes ``kill PID`` do the same);
-- a worker ends when its parent does, even one killed with ``kill -9`` or by the
-  out-of-memory killer: Linux's parent-death signal, and a thread that checks
-  the parent every half second (:func:`_die_with_parent`).
+:func:`run_in_workers` runs :class:`Task` objects in spawned processes, :func:`run_here` in this one, telling
+:class:`~vae_tut.estimate.Progress` of their epochs and ends. An error in a task, Ctrl-C or ``kill``
+(:func:`sigterm_as_interrupt`) terminates every worker at once; a worker ends with its parent, even after ``kill -9``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
 import pickle
-import queue as queue_module
+import queue
 import signal
 import sys
 import threading
@@ -32,11 +21,14 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from . import validation
 from .errors import ConfigError, VaeTutError
+
+if TYPE_CHECKING:
+    from .estimate import Progress  # hears of the tasks' starts, epochs and ends, and prints them
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when the thread that started it ends
 PARENT_CHECK_S = 0.5  # how often a worker checks that its parent is still there
@@ -51,22 +43,15 @@ def available_cores() -> int:
 
 
 def check_jobs(jobs: object) -> int:
-    """Return ``jobs`` if it is a whole number >= 1, else raise :class:`ConfigError`."""
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"jobs must be a whole number >= 1, got {jobs!r}")
-    return jobs
+    """``jobs`` if it is a whole number >= 1, else a :class:`ConfigError`."""
+    return validation.whole(jobs, "jobs", 1)
 
 
 @dataclass
 class Task:
-    """One unit of work: ``fn(*args, **kwargs)``, ``fn`` a top-level (picklable) function.
-
-    With ``epochs > 0`` the task reports its epochs: ``fn`` also gets ``on_epoch``,
-    called with each finished epoch's history row (``epoch`` and cumulative
-    ``seconds``), as :func:`vae_tut.experiments.run` calls it. ``flops`` is the
-    task's arithmetic and ``family`` the kind of work whose measured speed prices
-    it (:mod:`vae_tut.estimate`); ``after`` names the tasks that must finish before it starts.
-    """
+    """One unit of work: ``fn(*args, **kwargs)``, ``fn`` a top-level (picklable) function. With ``epochs > 0``
+    ``fn`` also gets ``on_epoch``, called with each finished epoch's history row; ``flops`` and ``family`` price
+    the task (:mod:`vae_tut.estimate`); ``after`` names the tasks that must finish before it starts."""
 
     name: str
     label: str
@@ -79,21 +64,8 @@ class Task:
     after: tuple[str, ...] = ()
 
 
-class Listener(Protocol):
-    """What the pool tells as the tasks run (:class:`vae_tut.estimate.Progress` prints it)."""
-
-    def started(self, task: Task) -> None: ...
-
-    def epoch(self, name: str, epoch: int, seconds: float) -> None: ...
-
-    def done(self, name: str, seconds: float) -> None: ...
-
-
 class RemoteTraceback(Exception):
     """The traceback of an error raised in a worker process (the cause of the error raised here)."""
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 def _execute(task: Task, report: Callable[[tuple], None]) -> float:
@@ -106,17 +78,6 @@ def _execute(task: Task, report: Callable[[tuple], None]) -> float:
     return time.perf_counter() - started
 
 
-def _portable(err: BaseException) -> BaseException:
-    """``err`` if it survives pickling (to travel to the main process), else a RuntimeError saying it."""
-    try:
-        return pickle.loads(pickle.dumps(err))
-    except Exception:  # noqa: BLE001 - any pickling failure means the same thing
-        return RuntimeError(f"{type(err).__name__}: {err}")
-
-
-# ---------------------------------------------------------------- in a worker process
-
-
 def _watch_parent(parent: int) -> None:
     """End this process at once (no clean-up: nobody waits for it) when ``parent`` is no longer its parent."""
     while os.getppid() == parent:
@@ -124,27 +85,20 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _die_with_parent(parent: int) -> None:
-    """Make this process end when ``parent`` ends, however it ends: on Linux the kernel sends
-    SIGTERM (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread polls ``os.getppid()``."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):  # no libc to ask: the thread below still checks
-            pass
-    if os.getppid() != parent:  # the parent ended before the signal was asked for
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
-
-
 _events: Any = None  # in a worker: the queue its tasks report on
 
 
 def _init_worker(events: Any, threads: int, parent: int) -> None:
-    """A worker's start: Ctrl-C left to the main process, death with the parent, ``threads`` torch threads."""
+    """A worker's start: Ctrl-C left to the main process, ``threads`` torch threads, and an end with ``parent``
+    however it ends (Linux's parent-death signal, and everywhere a thread that watches ``os.getppid()``)."""
     global _events
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # no libc to ask: the thread below still checks
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent ended before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     import torch
     from tqdm import tqdm
 
@@ -156,46 +110,35 @@ def _init_worker(events: Any, threads: int, parent: int) -> None:
 
 
 def _run_in_worker(task: Task) -> None:
-    """Run ``task`` in a worker, reporting its epochs, then ``("done", name, seconds)`` or
-    ``("error", name, error, traceback)``, on the events queue (in that order: one queue keeps it)."""
+    """Run ``task`` in a worker, putting its epochs, then its end or its error, on the one events queue."""
     try:
         _events.put(("done", task.name, _execute(task, _events.put)))
     except BaseException as err:  # noqa: BLE001 - every error goes to the main process
-        _events.put(("error", task.name, _portable(err), traceback.format_exc()))
+        text = traceback.format_exc()
+        try:  # the error itself where it survives pickling, else its name and message
+            err = pickle.loads(pickle.dumps(err))
+        except Exception:  # noqa: BLE001 - any pickling failure means the same thing
+            err = RuntimeError(f"{type(err).__name__}: {err}")
+        _events.put(("error", task.name, err, text))
 
 
-# ---------------------------------------------------------------- in the main process
-
-
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ctrl-C ignored in this process meanwhile, so processes started now ignore it from their start."""
+@contextlib.contextmanager
+def _handling(signum: int, handler: Any) -> Iterator[None]:
+    """``handler`` for ``signum`` meanwhile (in the main thread only: elsewhere Python sets no handler)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+    previous = signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        signal.signal(signum, default if previous is None else previous)
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Meanwhile SIGTERM (``kill PID``) raises ``KeyboardInterrupt`` in this process, as Ctrl-C does,
-    so the workers are stopped the same way (nothing changes outside the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+def sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
+    """Meanwhile SIGTERM (``kill PID``) raises ``KeyboardInterrupt`` here, as Ctrl-C does, so the workers stop alike."""
+    return _handling(signal.SIGTERM, signal.default_int_handler)
 
 
 def _next_ready(pending: list[Task], done: set[str]) -> Task | None:
@@ -206,7 +149,7 @@ def _next_ready(pending: list[Task], done: set[str]) -> Task | None:
     return None
 
 
-def run_here(tasks: list[Task], listener: Listener) -> None:
+def run_here(tasks: list[Task], listener: Progress) -> None:
     """Run ``tasks`` in this process, in order, each once its ``after`` tasks are done."""
     pending, done = list(tasks), set[str]()
     while pending:
@@ -218,41 +161,22 @@ def run_here(tasks: list[Task], listener: Listener) -> None:
         done.add(task.name)
 
 
-def _ended_unexpectedly(workers: dict[int, Any], running: dict[str, Future]) -> VaeTutError:
-    """The one-line error for a worker that died (killed, out of memory) while ``running`` ran."""
-    codes = [p.exitcode for p in workers.values() if p.exitcode not in (None, 0)]
-    first = next((c for c in codes if c != -signal.SIGTERM), codes[0] if codes else None)
-    code = "" if first is None else f" (exit code {first})"
-    return VaeTutError(f"a worker process ended unexpectedly{code} while running {', '.join(sorted(running))}")
-
-
 def _check_futures(running: dict[str, Future], workers: dict[int, Any]) -> None:
-    """Raise what a running task's future holds: a dead worker, or a task that could not be sent."""
+    """Raise what a running task's future holds: a task that could not be sent, or a worker that died."""
     for future in running.values():
         if future.done() and not future.cancelled() and (err := future.exception()) is not None:
-            if isinstance(err, BrokenProcessPool):
-                raise _ended_unexpectedly(workers, running) from None
-            raise err
+            if not isinstance(err, BrokenProcessPool):
+                raise err
+            codes = [p.exitcode for p in workers.values() if p.exitcode not in (None, 0)]
+            first = next((c for c in codes if c != -signal.SIGTERM), codes[0] if codes else None)
+            code = "" if first is None else f" (exit code {first})"
+            tasks = ", ".join(sorted(running))
+            raise VaeTutError(f"a worker process ended unexpectedly{code} while running {tasks}") from None
 
 
-def _stop(pool: ProcessPoolExecutor, workers: dict[int, Any]) -> None:
-    """Terminate every worker now (a running task's finished epochs stay in its resume checkpoint),
-    cancel what has not started, and wait until the pool's processes and threads are gone."""
-    for process in workers.values():
-        if process.is_alive():
-            process.terminate()
-    pool.shutdown(wait=True, cancel_futures=True)
-    for process in workers.values():
-        process.join()
-
-
-def run_in_workers(tasks: list[Task], jobs: int, threads: int, listener: Listener) -> None:
-    """Run ``tasks`` in ``jobs`` spawned worker processes of ``threads`` torch threads each.
-
-    At most ``jobs`` tasks are handed out at a time, in the order given, each once its
-    ``after`` tasks are done, so a task is only ever queued for an idle worker. The first
-    error ends everything (see the module's docstring).
-    """
+def run_in_workers(tasks: list[Task], jobs: int, threads: int, listener: Progress) -> None:
+    """Run ``tasks`` in ``jobs`` spawned workers of ``threads`` torch threads each, in order, each once its
+    ``after`` tasks are done and a worker is idle; the first error ends them all (module docstring)."""
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     pool = ProcessPoolExecutor(
@@ -263,7 +187,7 @@ def run_in_workers(tasks: list[Task], jobs: int, threads: int, listener: Listene
     try:
         while pending or running:
             while len(running) < jobs and (task := _next_ready(pending, done)) is not None:
-                with _sigint_ignored():  # a worker spawned now ignores Ctrl-C from its start
+                with _handling(signal.SIGINT, signal.SIG_IGN):  # a worker spawned now ignores Ctrl-C from its start
                     running[task.name] = pool.submit(_run_in_worker, task)
                 workers.update(getattr(pool, "_processes", None) or {})
                 listener.started(task)
@@ -271,7 +195,7 @@ def run_in_workers(tasks: list[Task], jobs: int, threads: int, listener: Listene
                 raise ConfigError("the tasks wait for each other")
             try:
                 kind, name, *rest = events.get(timeout=1.0)
-            except queue_module.Empty:
+            except queue.Empty:
                 _check_futures(running, workers)
                 continue
             if kind == "epoch":
@@ -284,8 +208,13 @@ def run_in_workers(tasks: list[Task], jobs: int, threads: int, listener: Listene
                 error, text = rest
                 raise error from RemoteTraceback(text)
         pool.shutdown(wait=True)
-    except BaseException:
-        _stop(pool, workers)
+    except BaseException:  # terminate every worker now: a running task's finished epochs stay in its checkpoint
+        for process in workers.values():
+            if process.is_alive():
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for process in workers.values():
+            process.join()
         raise
     finally:
         events.close()

@@ -1,9 +1,4 @@
-"""How the chapters print results: Markdown tables, the quick-mode banner, wrapped labels.
-
-One helper each, so that every chapter's tables and banners look the same and
-no chapter builds them by hand. Tables are GitHub-style Markdown made by
-``tabulate``; the book renders them as MyST tables.
-"""
+"""How the chapters print results: Markdown tables (``tabulate``), the quick-mode banner, wrapped labels."""
 
 from __future__ import annotations
 
@@ -16,12 +11,13 @@ from tabulate import tabulate
 from .experiments import QUICK_EPOCHS, QUICK_TRAIN_SIZE, REPORT, Run, quick_mode
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "") -> str:
-    """A Markdown table of already formatted cells, with an optional note (and the quick banner) above it."""
-    text = tabulate(
-        [[str(cell) for cell in row] for row in rows], list(headers), tablefmt="github", disable_numparse=True
-    )
-    above = " ".join(part for part in (quick_banner(), note) if part)
+def markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "", quick: bool | None = None
+) -> str:
+    """A Markdown table of formatted cells, with an optional note and the :func:`quick_banner` above it."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    text = tabulate(cells, list(headers), tablefmt="github", disable_numparse=True)
+    above = " ".join(part for part in (quick_banner(quick=quick), note) if part)
     return f"{above}\n\n{text}" if above else text
 
 
@@ -59,40 +55,13 @@ def _fmt(value: float | None) -> str:
 
 
 def results_table(runs: dict[str, Run]) -> str:
-    """Markdown table of runs (appendix, ``reproduce``): the report's final training loss beside
-    this book's, and the precision each run trained in."""
+    """Markdown table of runs (appendix, ``reproduce``): the report's final training loss beside this book's."""
     rows = []
     for name, r in runs.items():
         ref = REPORT.get(name, {}).get("total")
         diff = "—" if ref is None else f"{100 * (r.train['total'] - ref) / ref:+.1f} %"
-        rows.append(
-            [
-                name,
-                r.config.precision,
-                _fmt(ref),
-                _fmt(r.train["recon"]),
-                _fmt(r.train["kl"]),
-                _fmt(r.train["total"]),
-                diff,
-                _fmt(r.test["recon"]),
-                _fmt(r.test["kl"]),
-                _fmt(r.test["total"]),
-                f"{r.seconds:.0f}",
-            ]
-        )
-    headers = [
-        "run",
-        "precision",
-        "report train total",
-        "train recon",
-        "train KL",
-        "train total",
-        "difference to report",
-        "test recon",
-        "test KL",
-        "test total",
-        "seconds",
-    ]
-    quick = any(r.config.is_quick for r in runs.values())
-    table = tabulate(rows, headers, tablefmt="github", disable_numparse=True)
-    return (quick_banner(quick=True) + "\n\n" + table if quick else table) + "\n"
+        train, test = ([_fmt(split[k]) for k in ("recon", "kl", "total")] for split in (r.train, r.test))
+        rows.append([name, r.config.precision, _fmt(ref), *train, diff, *test, f"{r.seconds:.0f}"])
+    headers = ["run", "precision", "report train total", "train recon", "train KL", "train total"]
+    headers += ["difference to report", "test recon", "test KL", "test total", "seconds"]
+    return markdown_table(headers, rows, quick=any(r.config.is_quick for r in runs.values())) + "\n"

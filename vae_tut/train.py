@@ -1,20 +1,8 @@
 """Training and evaluating a VAE or autoencoder (the loop is explained in chapter 5).
 
-The data set is small enough to keep as two tensors on the device, so an
-epoch is a random permutation of indices cut into batches: no ``DataLoader``,
-no per-image transforms. Everything random is seeded, so a run with the same
-settings gives the same numbers, also when it is resumed after an interruption.
-
-Four things make it fast without changing what it computes (measured in the
-Performance appendix): convolutional models use the channels-last memory
-layout, Adam updates all parameters in one fused kernel, the C allocator keeps
-freed memory for the next batch instead of handing it back to the system, and
-with ``precision="bf16"`` the forward pass runs under bfloat16 autocast while
-the weights, the latent sample and both loss terms stay in float32. bf16 only
-pays where the hardware multiplies it natively: elsewhere it is emulated and
-several times *slower* than float32, so ``precision="auto"`` (the CNN's
-default) picks bf16 only where :func:`native_bf16` says so.
-"""
+The data stay on the device as two tensors; every random stream is seeded, also across a resume.
+Channels-last, fused Adam, glibc's kept memory and bf16 autocast (only where the hardware has
+native bf16) make it faster without changing what it computes (Performance appendix)."""
 
 from __future__ import annotations
 
@@ -68,20 +56,13 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
 
 
 def progress_enabled() -> bool:
-    """Progress bars are on unless ``$VAE_TUT_PROGRESS`` is off (0/false/no/off; another value
-    is a :class:`ConfigError`, :func:`~vae_tut.validation.env_flag`)."""
+    """Progress bars are on unless ``$VAE_TUT_PROGRESS`` is off (:func:`~vae_tut.validation.env_flag`)."""
     return env_flag("VAE_TUT_PROGRESS", True)
 
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns.
-
-    ``history`` has one dict per epoch (train recon/KL averaged over the epoch's
-    batches, test recon/KL on the fixed 100-image monitor set, seconds);
-    ``train`` is the last epoch's average, as the report quotes it; ``test`` is
-    measured on the whole test set after training.
-    """
+    """What :func:`fit` returns: a row per epoch, the last epoch's training average, the test-set loss."""
 
     history: list[dict[str, float]]
     train: dict[str, float]
@@ -102,8 +83,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def check_labels(model: nn.Module, labels: object, n: int) -> torch.Tensor | None:
-    """``labels`` if ``model`` is conditional (:class:`~vae_tut.models.ConditionalVAE`, chapter 4)
-    and they are ``n`` class indices; ``None`` for any other model. Else :class:`ConfigError`."""
+    """``labels`` checked as ``n`` class indices for a conditional VAE (chapter 4); ``None`` for other models."""
     classes = getattr(model, "n_classes", 0)
     if not classes:
         if labels is not None:
@@ -129,11 +109,7 @@ def average_loss(
     kl_variant: str = "exact",
     labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each).
-
-    ``likelihood`` and ``kl_variant`` are passed to :func:`~vae_tut.losses.vae_loss`;
-    ``labels`` go with the images to a conditional VAE.
-    """
+    """Mean reconstruction, KL and total loss over ``images`` in eval mode (one z sample each)."""
     check_images(images)
     whole(batch_size, "batch size", 1, MAX_BATCH)
     check_labels(model, labels, len(images))
@@ -167,17 +143,13 @@ def _average_loss(
 
 
 def check_precision(precision: object) -> str:
-    """Return ``precision`` if it is ``fp32``, ``bf16`` or ``auto``, else raise :class:`ConfigError`."""
+    """``precision`` if it is ``fp32``, ``bf16`` or ``auto``, else a :class:`ConfigError`."""
     return one_of(precision, PRECISIONS, "precision")
 
 
 def native_bf16(device: torch.device | str | None = None) -> bool:
-    """Whether ``device`` multiplies bfloat16 in hardware (Performance appendix).
-
-    On the CPU: torch dispatches to its AVX-512 kernels and the processor has
-    AVX512_BF16 or AMX tiles (``ATEN_CPU_CAPABILITY=avx2`` forces the AVX2 kernels
-    and so turns this off). On CUDA: bf16 without emulation. Elsewhere: no.
-    """
+    """Whether ``device`` multiplies bfloat16 in hardware: CUDA without emulation, or a CPU with
+    AVX512_BF16 or AMX that torch drives with its AVX-512 kernels (Performance appendix)."""
     device = resolve_device(device)
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
@@ -210,14 +182,7 @@ def has_convolutions(model: nn.Module) -> bool:
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc's allocator to reuse freed memory rather than return it to the system.
-
-    Each training step frees and reallocates the same few-megabyte activation
-    buffers; by default glibc gives them back to the kernel (``mmap``/trim) and
-    the next step page-faults them in again, which cost about a fifth of a CNN
-    epoch on the CPU. Raising the two thresholds keeps them. Returns whether the
-    setting took effect (False where the C library is not glibc).
-    """
+    """Ask glibc to keep freed memory for the next batch; whether it took effect (Performance appendix)."""
     import ctypes
     import ctypes.util
 
@@ -241,8 +206,7 @@ MAX_BATCH = 1 << 20
 
 
 def check_settings(c: object, lr: object, batch_size: object, epochs: object, seed: object) -> None:
-    """Raise :class:`ConfigError` naming the first setting out of range (shared by :func:`fit`,
-    :class:`~vae_tut.experiments.RunConfig` and so the command line)."""
+    """A :class:`ConfigError` naming the first setting out of range (for :func:`fit` and ``RunConfig``)."""
     check_c(c)
     positive(lr, "learning rate")
     whole(batch_size, "batch size", 1, MAX_BATCH)
@@ -251,12 +215,7 @@ def check_settings(c: object, lr: object, batch_size: object, epochs: object, se
 
 
 def sub_seed(seed: int, stream: str) -> int:
-    """An independent seed for one use of ``seed`` (``init``, ``noise``, ``order``, ``monitor``, ...).
-
-    Seeding every random stream of a run with the same number would make them share
-    numbers (the first batch's noise would repeat the numbers that drew the first
-    layer's weights); hashing the seed with the stream's name gives each its own.
-    """
+    """An independent seed for each random stream (``noise``, ``order``, ``monitor``, ...) of a run."""
     digest = hashlib.sha256(f"vae_tut/{check_seed(seed)}/{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: any torch generator takes it
 
@@ -289,7 +248,6 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 
 def _check_diverged(model: nn.Module, loss_sum: float, epoch: int) -> None:
-    """:class:`TrainingDiverged` if the epoch's summed loss or any weight is NaN or infinite."""
     if not math.isfinite(loss_sum):
         raise TrainingDiverged(f"the loss became {loss_sum} in epoch {epoch}; {ADVICE}")
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
@@ -305,8 +263,7 @@ def _check_fit_input(
     likelihood: object,
     kl_variant: object,
 ) -> tuple[str, str, tuple[torch.Tensor | None, torch.Tensor | None]]:
-    """:func:`fit`'s door: every argument checked once, nothing inside the loop. Returns the
-    likelihood, the KL variant and the (train, test) labels of a conditional VAE (else ``None``)."""
+    """Check :func:`fit`'s arguments once; the likelihood, KL variant and (train, test) labels."""
     if not isinstance(model, (VAE, Autoencoder)):
         raise ConfigError(f"fit trains a model of vae_tut.models.build_model, got {type(model).__name__}")
     check_settings(*settings)
@@ -333,7 +290,6 @@ def _restore(
     order: torch.Generator,
     device: torch.device,
 ) -> tuple[list[dict[str, float]], float]:
-    """Load a checkpoint of :func:`fit` into the model, optimizer and random streams; its history and seconds."""
     try:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -358,8 +314,7 @@ def _epoch(
     precision: str,
     bar: Any,
 ) -> tuple[torch.Tensor, LossTerms]:
-    """One epoch of :func:`fit` over the batches of ``perm``, unchecked (chapter 5's loop): the summed
-    reconstruction and KL terms (float64, read once per epoch) and the last batch's terms."""
+    """One unchecked epoch (chapter 5's loop): the summed recon and KL terms and the last batch's terms."""
     device, log_c = train_x.device, getattr(model, "log_c", None)
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     for start in range(0, len(perm), batch_size):
@@ -398,23 +353,9 @@ def fit(
     kl_variant: str = "exact",
     labels: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> FitResult:
-    """Train ``model`` with Adam on ``train_images`` and return its history and final metrics.
-
-    ``on_epoch_end`` receives a checkpoint (weights, optimizer, RNG state and
-    history) after every epoch; passing it back as ``resume`` continues the run
-    exactly where it stopped. The input is checked once, here; inside the loop
-    nothing is, and a NaN or infinite epoch loss (or weights) raises
-    :class:`TrainingDiverged` naming the epoch, before its checkpoint is passed on. ``precision="bf16"``
-    trains under bfloat16 autocast, ``"auto"`` does so where the device has bf16
-    units (:func:`resolve_precision`); the reported losses are float32 either way.
-    ``likelihood="bernoulli"`` trains on images binarised afresh in every batch and
-    evaluates on one fixed binarisation; ``kl_variant`` picks how the KL term is
-    computed (:data:`~vae_tut.losses.KL_VARIANTS`). Each history row also holds the
-    terms of the epoch's last batch (``last_recon``, ``last_kl``). A conditional VAE
-    takes ``labels=(train_labels, test_labels)``. Every random stream (noise, batch
-    order, monitor images, test binarisation) has its own seed drawn from ``seed``
-    (:func:`sub_seed`).
-    """
+    """Train ``model`` with Adam; its history and final losses (chapter 5). ``on_epoch_end`` gets a
+    checkpoint after every epoch that ``resume`` continues exactly; a NaN or infinite loss raises
+    :class:`TrainingDiverged`. A conditional VAE takes ``labels=(train, test)``."""
     likelihood, kl_variant, (train_y, test_y) = _check_fit_input(
         model, train_images, test_images, labels, (c, lr, batch_size, epochs, seed), likelihood, kl_variant
     )
@@ -438,7 +379,6 @@ def fit(
     monitor_y = None if test_y is None else test_y[monitor_idx].to(device)
     if train_y is not None:
         train_y = train_y.to(device)
-
     optimizer = make_optimizer(model, lr, device)
     order = torch.Generator().manual_seed(sub_seed(seed, "order"))
     history: list[dict[str, float]] = []
@@ -447,7 +387,6 @@ def fit(
         history, seconds = _restore(resume, model, optimizer, order, device)
     else:
         torch.manual_seed(sub_seed(seed, "noise"))
-
     n = len(train_x)
     n_batches = math.ceil(n / batch_size)
     from tqdm.auto import tqdm

@@ -1,12 +1,5 @@
-"""One way to check input: whole, positive and finite numbers, names from a list, seeds, on/off
-values, and tensors (images, latent codes, class labels, any shape and type).
-
-Every public function of the package checks its input through these helpers where a reader's
-value enters, so the same mistake gives the same one-line :class:`~vae_tut.errors.ConfigError`
-wherever it is made (the command line prints that line instead of a traceback): an empty
-tensor, NaN, float64 where float32 is meant, a numpy array, a wrong shape or width, a label
-that is no class. Nothing here runs inside a training step (chapter 5's loop checks its input once).
-"""
+"""The package's input checks: numbers, names, seeds, on/off values and tensors. Each mistake gives
+the same one-line :class:`~vae_tut.errors.ConfigError` wherever it is made."""
 
 from __future__ import annotations
 
@@ -29,9 +22,22 @@ _OFF = ("0", "false", "no", "off")
 def shown(value: object) -> str:
     """``value`` as a one-line message shows it: its repr if short and on one line, else its type."""
     text = repr(value)
-    if "\n" in text or len(text) > 80:
-        return _kind(value)
-    return text
+    return _kind(value) if "\n" in text or len(text) > 80 else text
+
+
+def _kind(value: object) -> str:
+    kind = f"a {type(value).__module__}.{type(value).__name__}"
+    return kind + " (torch.as_tensor(x).float() converts it)" if type(value).__module__ == "numpy" else kind
+
+
+def _float(value: object) -> float:
+    """``value`` as a float: NaN for anything but an int or float (a bool too), inf for a huge int."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def whole(value: object, name: str, least: int = 0, most: int | None = None) -> int:
@@ -44,14 +50,19 @@ def whole(value: object, name: str, least: int = 0, most: int | None = None) -> 
 
 def positive(value: object, name: str, most: float | None = None) -> float:
     """``value`` as a float if it is a finite number > 0 (and <= ``most``)."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float))
-    try:
-        number = float(value) if ok else math.nan  # type: ignore[arg-type]
-    except OverflowError:  # an int too large for a float
-        number = math.inf
+    number = _float(value)
     if not (math.isfinite(number) and number > 0 and (most is None or number <= most)):
         limit = "" if most is None else f" and <= {most:g}"
         raise ConfigError(f"{name} must be a finite number > 0{limit}, got {shown(value)}")
+    return number
+
+
+def finite(value: object, name: str, least: float | None = None) -> float:
+    """``value`` as a float if it is a finite number (and >= ``least``); no bool."""
+    number = _float(value)
+    if not math.isfinite(number) or (least is not None and number < least):
+        bound = "" if least is None else f" >= {least:g}"
+        raise ConfigError(f"{name} must be a finite number{bound}, got {shown(value)}")
     return number
 
 
@@ -76,38 +87,21 @@ def flag(value: object, name: str) -> bool:
 
 
 def env_flag(name: str, default: bool) -> bool:
-    """The on/off environment variable ``name``: 1/true/yes/on or 0/false/no/off (any case);
-    unset or empty means ``default``; anything else is a :class:`ConfigError`."""
+    """The on/off environment variable ``name`` (1/true/yes/on or 0/false/no/off, any case; unset: ``default``)."""
     raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in _ON:
-        return True
-    if raw in _OFF:
-        return False
-    raise ConfigError(
-        f"${name}={os.environ[name]!r} is not an on/off value; use one of {', '.join(_ON)} or {', '.join(_OFF)}"
-    )
+    if raw not in ("", *_ON, *_OFF):
+        choices = f"{', '.join(_ON)} or {', '.join(_OFF)}"
+        raise ConfigError(f"${name}={os.environ[name]!r} is not an on/off value; use one of {choices}")
+    return default if raw == "" else raw in _ON
 
 
-def finite(value: object, name: str, least: float | None = None) -> float:
-    """``value`` as a float if it is a finite number (and >= ``least``); no bool."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float))
-    try:
-        number = float(value) if ok else math.nan  # type: ignore[arg-type]
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number) or (least is not None and number < least):
-        bound = "" if least is None else f" >= {least:g}"
-        raise ConfigError(f"{name} must be a finite number{bound}, got {shown(value)}")
-    return number
-
-
-def _kind(value: object) -> str:
-    kind = f"a {type(value).__module__}.{type(value).__name__}"
-    if type(value).__module__ == "numpy":
-        kind += " (torch.as_tensor(x).float() converts it)"
-    return kind
+def _strided(value: object, want: str) -> torch.Tensor:
+    """``value`` if it is an ordinary (strided, not meta) tensor; else ``want`` and what it got."""
+    if not isinstance(value, torch.Tensor):
+        raise ConfigError(f"{want}, got {_kind(value)}")
+    if value.layout != torch.strided or value.device.type == "meta":
+        raise ConfigError(f"{want}, got a {'meta' if value.device.type == 'meta' else 'sparse'} tensor")
+    return value
 
 
 def tensor(
@@ -120,18 +114,12 @@ def tensor(
     rows: int = 1,
     least: float | None = None,
 ) -> torch.Tensor:
-    """``value`` if it is a torch tensor of ``shape`` (``None``: any size) with at least ``rows`` rows.
-
-    ``floating``: float32 (or any float with ``float32=False``) and finite; else an integer
-    tensor. ``least``: the smallest value allowed. Anything else is a one-line :class:`ConfigError`.
-    """
+    """``value`` if it is a torch tensor of ``shape`` (``None``: any size) with at least ``rows`` rows:
+    finite float32 (any float with ``float32=False``), or integer unless ``floating``, each >= ``least``."""
     dims = ", ".join("N" if i == 0 and d is None else ("*" if d is None else str(d)) for i, d in enumerate(shape))
     kind = ("float32" if float32 else "floating-point") if floating else "integer"
     want = f"{name} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind} tensor [{dims}]"
-    if not isinstance(value, torch.Tensor):
-        raise ConfigError(f"{want}, got {_kind(value)}")
-    if value.layout != torch.strided or value.device.type == "meta":
-        raise ConfigError(f"{want}, got a {'meta' if value.device.type == 'meta' else 'sparse'} tensor")
+    value = _strided(value, want)
     if floating and (not value.is_floating_point() or (float32 and value.dtype != torch.float32)):
         hint = " (.float() converts it)" if float32 and value.is_floating_point() else ""
         raise ConfigError(f"{want}, got {value.dtype}{hint}")
@@ -141,11 +129,10 @@ def tensor(
         raise ConfigError(f"{want}, got shape {list(value.shape)}")
     if shape and len(value) < rows:
         raise ConfigError(f"{want} with at least {rows} row{'s' if rows > 1 else ''}, got {len(value)}")
-    if value.numel():
-        if floating and not bool(torch.isfinite(value).all()):
-            raise ConfigError(f"{name} must be finite, got NaN or infinite values")
-        if least is not None and float(value.min()) < least:
-            raise ConfigError(f"{name} must be >= {least:g} everywhere, got {float(value.min()):g}")
+    if value.numel() and floating and not bool(torch.isfinite(value).all()):
+        raise ConfigError(f"{name} must be finite, got NaN or infinite values")
+    if value.numel() and least is not None and float(value.min()) < least:
+        raise ConfigError(f"{name} must be >= {least:g} everywhere, got {float(value.min()):g}")
     return value
 
 
@@ -157,16 +144,12 @@ def images(
     float32: bool = True,
     unit: bool = True,
 ) -> torch.Tensor:
-    """Images: a non-empty float tensor ``[N, *shape]`` (``shape=None``: any ``[N, ...]``), float32
-    unless ``float32=False``, every value in [0, 1] (``unit``; NaN is not) or else finite (chapter 1
-    shows the format). Anything else is a one-line :class:`ConfigError` saying what is wrong."""
+    """Images: a non-empty float tensor ``[N, *shape]`` (``None``: any), float32 unless ``float32=False``,
+    with values in [0, 1] if ``unit``, else finite (chapter 1 shows the format)."""
     dims = "N, ..." if shape is None else ", ".join(("N", *map(str, shape)))
     values = "with values in [0, 1]" if unit else "of finite values"
     want = f"{what} must be a {'float32' if float32 else 'float'} tensor [{dims}] {values}"
-    if not isinstance(value, torch.Tensor):
-        raise ConfigError(f"{want}, got {_kind(value)}")
-    if value.layout != torch.strided or value.device.type == "meta":
-        raise ConfigError(f"{want}, got a {'meta' if value.device.type == 'meta' else 'sparse'} tensor")
+    value = _strided(value, want)
     if not value.is_floating_point():
         raise ConfigError(f"{want}, got {value.dtype} (divide 0..255 pixels by 255.0)")
     if float32 and value.dtype != torch.float32:
@@ -197,8 +180,7 @@ def codes(
 
 
 def labels(value: object, n: int, name: str = "labels", classes: int = 10) -> torch.Tensor:
-    """Class labels: an integer tensor ``[n]`` of class indices from 0 to ``classes - 1``
-    (both data sets have ten classes), one per image or code."""
+    """Class labels: an integer tensor ``[n]`` of class indices from 0 to ``classes - 1``, one per item."""
     out = tensor(value, name, (None,), floating=False, least=0)
     if len(out) != n:
         raise ConfigError(f"{name} must hold one label per item ({n}), got {len(out)}")
