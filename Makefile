@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # OMP_WAIT_POLICY=PASSIVE made an MLP epoch 1.8x and a CNN epoch 1.2x slower here
 # (benchmarks/perf.py). Set it to PASSIVE only when several trainings share few cores.
 
-.PHONY: setup data book book-quick test browser-test benchmark clean
+.PHONY: setup data book book-quick test coverage browser-test benchmark clean
 
 setup: $(BIN)/.installed
 
@@ -43,6 +43,11 @@ test: data
 	$(BIN)/ruff format --check vae_tut
 	$(BIN)/mypy
 	VAE_TUT_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax -m "not browser" -n auto --dist loadfile --no-loadscope-reorder
+
+# Line coverage of vae_tut by the unit tests (worker processes included; see [tool.coverage.run]).
+coverage: data
+	VAE_TUT_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not browser" -n auto --dist loadfile \
+	  --cov=vae_tut --cov-report=term-missing tests
 
 # Every page of a built book in headless Chromium, offline: by default the quick build (needs
 # `make book-quick` first); `make browser-test BOOK_HTML=_build/html` checks the full one.

@@ -14,7 +14,7 @@ import pytest
 from vae_tut import store
 from vae_tut.errors import CacheError, ConfigError, DataError
 from vae_tut.experiments import RunConfig, cache_dir
-from vae_tut.parallel import check_jobs, run_tasks, training_task
+from vae_tut.parallel import run_tasks, training_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,7 +216,7 @@ def test_two_processes_training_one_config_both_succeed(real_data, tmp_path):
 def test_jobs_must_be_positive():
     for bad in (0, -1, True, 1.5):
         with pytest.raises(ConfigError, match="jobs must be a whole number"):
-            check_jobs(bad)
+            run_tasks([], bad)
 
 
 def test_grid_in_two_workers(real_data, monkeypatch):

@@ -1,5 +1,4 @@
-"""How a trained VAE uses its latent space: active dimensions and prior holes (chapter 8), rate and
-distortion (chapter 9), and the loss in batch norm's two modes (chapter 6). The chapters draw the figures."""
+"""How a trained VAE uses its latent space (chapters 8-9), and its loss in batch norm's two modes (chapter 6)."""
 
 from __future__ import annotations
 
@@ -17,17 +16,14 @@ from .evaluate import bits_per_dim_8bit, dequantize, elbo_terms
 from .latent import decode, encode
 from .losses import check_c, gaussian_log_constant, kl_per_dimension, vae_loss
 from .models import check_latent_dim
-from .validation import codes as check_codes
 from .validation import finite, same_shape, whole
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active when its activity exceeds this
-BATCHNORM_MODES = ("train", "eval")
 
 
 def _posteriors(means: object, variances: object, rows: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """``means`` and ``variances`` if both are finite float32 ``[N, z]`` of one shape (N >= ``rows``)."""
-    means = check_codes(means, "means", rows=rows)
-    variances = check_codes(variances, "variances", rows=rows, least=0.0)
+    means = validation.codes(means, "means", rows=rows)
+    variances = validation.codes(variances, "variances", rows=rows, least=0.0)
     same_shape(means, variances, "means and variances")
     return means, variances
 
@@ -58,7 +54,7 @@ def kl_per_dim(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 def unit_activity(means: torch.Tensor) -> torch.Tensor:
     """Burda et al.'s activity per dimension, the variance of E_q[z_j] over two or more images (chapter 8)."""
-    return check_codes(means, "means", rows=2).var(0)
+    return validation.codes(means, "means", rows=2).var(0)
 
 
 def active_mask(activity: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
@@ -76,8 +72,7 @@ def aggregate_std(means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
 def marginal_kl(
     means: torch.Tensor, variances: torch.Tensor, n_samples: int = 2000, seed: int = 0, batch_size: int = 256
 ) -> float:
-    """KL(q(z) || p(z)) in nats of the aggregate posterior of the given posteriors, by Monte Carlo over
-    ``n_samples`` draws with the exact mixture density (chapter 8's "prior holes")."""
+    """KL(q(z) || p(z)) in nats of the aggregate posterior, by Monte Carlo with its exact density (chapter 8)."""
     means, variances = _posteriors(means, variances)
     if float(variances.min()) <= 0:
         raise ConfigError("every variance must be > 0 (log q(z) needs it)")
@@ -87,8 +82,7 @@ def marginal_kl(
     n, z = means.shape
     pick = torch.randint(n, (n_samples,), generator=gen)
     samples = means[pick] + variances[pick].sqrt() * torch.randn(n_samples, z, generator=gen)
-    # log N(s; m, v) = log_norm - (s^2 @ 1/v - 2 s @ m/v + sum m^2/v) / 2: two matrix products per
-    # batch instead of a [batch, N, z] tensor, in float64, where the expansion loses nothing that counts
+    # log N(s; m, v) = log_norm - (s^2 @ 1/v - 2 s @ m/v + sum m^2/v) / 2: no [batch, N, z] tensor, in float64
     mean64, var64 = means.double(), variances.double()
     inv = var64.reciprocal()
     log_norm = -0.5 * (var64.log() + math.log(2 * math.pi)).sum(1) - 0.5 * (mean64.pow(2) * inv).sum(1)
@@ -116,8 +110,8 @@ def nearest_code(
     samples: torch.Tensor, codes: torch.Tensor, batch_size: int = 1024
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Distance from each row of ``samples`` to the nearest row of ``codes``, and its index (chapters 2, 8)."""
-    samples = check_codes(samples, "samples")
-    codes = check_codes(codes, "codes", samples.shape[1])
+    samples = validation.codes(samples, "samples")
+    codes = validation.codes(codes, "codes", samples.shape[1])
     whole(batch_size, "batch size", 1)
     best = [torch.cdist(samples[i : i + batch_size], codes).min(1) for i in range(0, len(samples), batch_size)]
     return torch.cat([b.values for b in best]), torch.cat([b.indices for b in best])
@@ -152,13 +146,11 @@ def negative_elbo_nats(mse_per_pixel: float, kl: float, c: float, n_pixels: int 
 def dequantized_distortion_rate(
     model: nn.Module, images: torch.Tensor, samples: int = 10, seed: int = 0
 ) -> tuple[float, float]:
-    """Mean squared error per pixel and KL in nats at dequantised copies of 8-bit ``images``, averaged
-    over ``samples`` codes z ~ q(z|x) (chapter 9's 8-bit scale)."""
+    """Mean squared error per pixel and KL in nats at dequantised 8-bit ``images``, over ``samples`` z (chapter 9)."""
     copies = dequantize(images, seed)
     n_pixels = copies[0].numel()
-    # at c = 1 the expected log-likelihood is -||x - f(z)||^2 / 2 - (D/2) log(2 pi), per image
     expected, kl = elbo_terms(model, copies, 1.0, samples, seed=seed + 1)  # type: ignore[arg-type]  # a VAE
-    squared = -2.0 * (expected.double() + gaussian_log_constant(1.0, n_pixels))
+    squared = -2.0 * (expected.double() + gaussian_log_constant(1.0, n_pixels))  # at c = 1: ||x - f(z)||^2
     return float(squared.mean()) / n_pixels, float(kl.double().mean())
 
 
@@ -170,30 +162,27 @@ def elbo_bits_per_dim_8bit(mse_per_pixel: float, kl: float, c: float, n_pixels: 
 def loss_in_batchnorm_mode(
     model: nn.Module, images: torch.Tensor, c: float, mode: str, batch_size: int = 256, seed: int = 0
 ) -> dict[str, float]:
-    """Mean reconstruction, KL and total loss per image with batch norm in ``mode`` (chapter 6): "train"
-    standardises each batch by its own statistics, "eval" by the running averages. Runs on a copy,
-    with the same seeded batches and noise in both modes."""
-    validation.one_of(mode, BATCHNORM_MODES, "mode")
+    """Mean reconstruction, KL and total loss per image of a copy in batch norm ``mode`` ("train"/"eval", chapter 6)."""
+    validation.one_of(mode, ("train", "eval"), "mode")
     if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))):
         raise ConfigError("the loss in a batch-norm mode needs a VAE (a model with encode and decode)")
     validation.images(images)
     c = check_c(c)
     whole(batch_size, "batch size", 1)
-    gen = _generator(seed)
+    gen, n = _generator(seed), len(images)
     copy_: Any = copy.deepcopy(model).train(mode == "train")  # a VAE: encode and decode, checked above
     device = next(copy_.parameters()).device
-    order = torch.randperm(len(images), generator=gen)
+    order = torch.randperm(n, generator=gen)
     recon = kl = 0.0
     eps = None  # one noise row per image, drawn at once: the same eps whatever the batch size
     with torch.no_grad():
-        for start in range(0, len(images), batch_size):
+        for start in range(0, n, batch_size):
             x = images[order[start : start + batch_size]].to(device)
             means, variances = copy_.encode(x)
             if eps is None:
-                eps = torch.randn(len(images), means.shape[1], generator=gen).to(device)
+                eps = torch.randn(n, means.shape[1], generator=gen).to(device)
             codes = means + variances.sqrt() * eps[start : start + len(x)]
             terms = vae_loss(x, copy_.decode(codes), means, variances, c)
             recon += float(terms.recon) * len(x)
             kl += float(terms.kl) * len(x)
-    n = len(images)
     return {"recon": recon / n, "kl": kl / n, "total": (recon + kl) / n}

@@ -1,6 +1,4 @@
-"""A small digit (or garment) classifier that judges generated images (chapters 3, 8 and 9): its *verdict* on a
-set of images is the mean largest class probability (``confidence``) and the entropy in bits of the mean class
-distribution (``entropy_bits``; log2(10) = 3.32: all ten classes equally, 0: one class), with its test accuracy."""
+"""A small digit (or garment) classifier that judges generated images by its verdict (chapters 3, 8 and 9)."""
 
 from __future__ import annotations
 
@@ -48,7 +46,7 @@ class Classifier:
 
 @dataclass(frozen=True)
 class SampleQuality:
-    """The classifier verdict on a set of images (see the module docstring)."""
+    """A verdict: mean top-class probability, entropy in bits of the mean class distribution (log2(10): all, 0: one)."""
 
     confidence: float
     entropy_bits: float
@@ -135,5 +133,4 @@ def sample_quality(images: torch.Tensor, dataset: str = "mnist") -> SampleQualit
     return verdict(class_probabilities(images, dataset))
 
 
-# The code that makes a classifier (this module and the data loading), hashed once at import as a run's is
 CODE_VERSION: str = store.code_version([sys.modules[__name__], load_dataset])

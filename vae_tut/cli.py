@@ -1,7 +1,4 @@
-"""The command line: ``python -m vae_tut {data,train,reproduce,publish}`` (see the book's introduction).
-
-Bad arguments and bad files end with one line on stderr and exit status 2.
-"""
+"""The command line ``python -m vae_tut {data,train,reproduce,publish}``: bad input ends in one stderr line, exit 2."""
 
 from __future__ import annotations
 
@@ -31,9 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments import GRIDS
     from .models import ARCHS, KINDS
 
-    parser = _Parser(
-        prog="python -m vae_tut", description="Data, training and the report's experiments for the VAE book."
-    )
+    parser = _Parser(prog="python -m vae_tut", description="Data, training and the report's grid for the VAE book.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     data = sub.add_parser("data", help="fill the data root with verified MNIST and Fashion-MNIST")
@@ -52,56 +47,43 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, help="learning rate (default: 0.0025 for mlp, 0.0015 for cnn)")
     tr.add_argument("--batch-size", type=int, default=256)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "auto"],
-        help="arithmetic of the forward pass (default: auto for cnn, i.e. bf16 where the hardware has bf16 units "
-        "and fp32 elsewhere; fp32 for mlp)",
-    )
-    tr.add_argument(
-        "--json", action="store_true", help="end with one JSON line of final train/test recon, kl, total and seconds"
-    )
-    _add_run_options(tr)
+    arithmetic = "forward-pass arithmetic (default: auto, i.e. bf16 where the hardware has it, for cnn; fp32 for mlp)"
+    tr.add_argument("--precision", choices=["fp32", "bf16", "auto"], help=arithmetic)
+    tr.add_argument("--json", action="store_true", help="end with one JSON line: train/test recon, kl, total, seconds")
 
     rep = sub.add_parser("reproduce", help="run the report's grid and write a results table")
     rep.add_argument("--only", choices=list(GRIDS), help="run one part of the grid")
     rep.add_argument("--out", default="reproduce.md", help="markdown table to write")
     rep.add_argument("--jobs", type=int, help="worker processes at once (default: one per core, one thread each)")
-    _add_run_options(rep)
+    for p in (tr, rep):  # the commands that train
+        p.add_argument("--quick", action="store_true", help="quick mode: 1 epoch on 2,048 images (as VAE_TUT_QUICK=1)")
+        p.add_argument("--retrain", action="store_true", help="ignore and replace cached runs")
+        p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="where to train (default: CUDA, MPS, then CPU)")
 
     pub = sub.add_parser("publish", help="write the cached runs and their index.json to DIR for readers to fetch")
     pub.add_argument("dir", metavar="DIR", help="folder to write (the book's workflow: _build/html/runs)")
     return parser
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="quick mode: 1 epoch on 2,048 images (same as VAE_TUT_QUICK=1)")
-    p.add_argument("--retrain", action="store_true", help="ignore and replace cached runs")
-    p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="where to train (default: CUDA, MPS, then CPU)")
-
-
-def _cmd_data(args: argparse.Namespace) -> int:
+def _cmd_data(args: argparse.Namespace) -> None:
     from .data import DATASETS, download_allowed, prepare
 
     names = list(DATASETS) if args.dataset == "all" else [args.dataset]
     prepare(names, root=args.root, download=not args.no_download and download_allowed())
-    return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _cmd_train(args: argparse.Namespace) -> None:
     from .experiments import RunConfig, run
 
     names = ("arch", "dataset", "z", "c", "lr", "batch_size", "epochs", "seed", "kind", "precision")
     result = run(RunConfig(**{name: getattr(args, name) for name in names}), retrain=args.retrain, device=args.device)
     s = result.summary()
     print(f"{s['run']}{' (fetched)' if result.origin == 'fetched' else ' (from cache)' if s['cached'] else ''}")
-    for split in ("train", "test"):
-        m = s[split]
+    for split, m in (("train", s["train"]), ("test", s["test"])):
         print(f"  {split:5s}  recon {m['recon']:8.2f}  kl {m['kl']:7.2f}  total {m['total']:8.2f}")
     print(f"  trained in {s['seconds']:.1f} s")
     if args.json:
         print(json.dumps({key: s[key] for key in ("train", "test", "seconds", "quick", "cached")}))
-    return 0
 
 
 def _unwritable(path: Path, err: OSError) -> ConfigError:
@@ -111,16 +93,14 @@ def _unwritable(path: Path, err: OSError) -> ConfigError:
 
 
 def _check_writable(path: Path) -> None:
-    """Fail in one line naming ``path``, before any training, if the results table could not be written there:
-    append a probe byte (a full disk refuses it), then truncate the file back, or remove it if it was new."""
+    """Fail in one line naming ``path``, before any training, if the results table could not be written there."""
     try:
         if path.is_dir():
             raise ConfigError(f"--out {path} is a folder; name a file")
-        folder = path.parent if str(path.parent) else Path(".")
-        if not folder.is_dir():
-            raise ConfigError(f"--out {path}: the folder {folder} does not exist")
+        if not path.parent.is_dir():
+            raise ConfigError(f"--out {path}: the folder {path.parent} does not exist")
         existed = path.exists()
-        # non-blocking: a FIFO without a reader is refused at once instead of waiting for one
+        # append a probe byte (a full disk refuses it), then undo it; a FIFO without a reader is refused at once
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
         try:
             info = os.fstat(fd)
@@ -136,24 +116,24 @@ def _check_writable(path: Path) -> None:
 
 
 def _write_out(path: Path, text: str) -> None:
-    """Write the results table to ``path``; a failure is one line naming it."""
     try:
         path.write_text(text)
     except OSError as err:
         raise _unwritable(path, err) from None
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
+def _cmd_reproduce(args: argparse.Namespace) -> None:
     from .experiments import cache_dir, grid, run
-    from .parallel import available_cores, check_jobs, missing_tasks, run_tasks
+    from .parallel import available_cores, missing_tasks, run_tasks
     from .pool import sigterm_as_interrupt
     from .remote import count_origins
     from .report import results_table
     from .train import resolve_device
+    from .validation import whole
 
     out = Path(args.out)
     _check_writable(out)
-    jobs = available_cores() if args.jobs is None else check_jobs(args.jobs)
+    jobs = available_cores() if args.jobs is None else whole(args.jobs, "jobs", 1)
     dev = resolve_device(args.device)
     configs = grid(args.only)
     folders = {cache_dir() / config.resolved(dev).key(dev) for config in configs.values()}
@@ -169,29 +149,23 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     counts = count_origins(folders, before)
     print(f"runs: {counts['trained']} trained here, {counts['fetched']} fetched, {counts['cached']} from the cache")
     print(f"wrote {out}")
-    return 0
 
 
-def _cmd_publish(args: argparse.Namespace) -> int:
+def _cmd_publish(args: argparse.Namespace) -> None:
     from .remote import publish, published_bytes
 
     count = publish(args.dir)
     print(f"published {count} entries ({published_bytes(args.dir) / 1e6:.1f} MB) to {args.dir}")
-    return 0
 
 
 def _read_flags(quick: bool) -> None:
-    """Check the on/off variables once and write them back as ``1``/``0``, which every reader understands;
-    ``--quick`` turns quick mode on."""
+    """Check the on/off variables once and write them back as ``1``/``0``; ``--quick`` turns quick mode on."""
     from .validation import env_flag
 
-    flags = {
-        "VAE_TUT_QUICK": env_flag("VAE_TUT_QUICK", False) or quick,
-        "VAE_TUT_NO_DOWNLOAD": env_flag("VAE_TUT_NO_DOWNLOAD", False),
-        "VAE_TUT_PROGRESS": env_flag("VAE_TUT_PROGRESS", True),
-    }
-    for name, on in flags.items():
-        os.environ[name] = "1" if on else "0"
+    for name, default in {"VAE_TUT_QUICK": False, "VAE_TUT_NO_DOWNLOAD": False, "VAE_TUT_PROGRESS": True}.items():
+        os.environ[name] = "1" if env_flag(name, default) else "0"
+    if quick:
+        os.environ["VAE_TUT_QUICK"] = "1"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"data": _cmd_data, "train": _cmd_train, "reproduce": _cmd_reproduce, "publish": _cmd_publish}
     try:
         _read_flags(quick=getattr(args, "quick", False))
-        return commands[args.command](args)
+        commands[args.command](args)
+        return 0
     except VaeTutError as err:
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE

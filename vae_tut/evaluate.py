@@ -1,8 +1,4 @@
-"""How good is a trained VAE? The ELBO and importance-weighted estimates of log p(x) (chapter 10).
-
-Every function returns log-likelihoods in nats per image (higher is better), with the decoder's
-constant ``(D/2) log(2 pi c)``; a model needs ``encode(x) -> (mean, var)`` and ``decode`` (logits)
-or ``decoder_mean``. The runs chapter 10 scores, and their cache, are :mod:`vae_tut.likelihood`."""
+"""How good is a trained VAE? ELBO and importance-weighted estimates of log p(x), in nats per image (chapter 10)."""
 
 from __future__ import annotations
 
@@ -163,8 +159,8 @@ def log_importance_weights(
     seed: int = 0,
     likelihood: str = "gaussian",
 ) -> torch.Tensor:
-    """``log p(x, z_i) - log q(z_i | x)`` for k samples z_i ~ q(z|x) per image, ``[N, k]`` on the CPU
-    (chapter 10). At most ``max_decodes`` decoder evaluations run at once; the numbers do not depend on it."""
+    """``log p(x, z_i) - log q(z_i | x)`` for k samples z_i ~ q(z|x) per image, ``[N, k]`` on the CPU (chapter 10);
+    ``max_decodes`` (decoder evaluations at once) does not change the numbers."""
     return log_importance_weights_at(
         model,
         images,
@@ -192,8 +188,7 @@ def log_importance_weights_at(
     seed: int = 0,
     likelihood: str = "gaussian",
 ) -> list[torch.Tensor]:
-    """:func:`log_importance_weights` with z_i drawn from q(z|x) of ``images`` but ``p(t, z_i)`` scored
-    for each ``t`` of ``targets``: chapter 10 scores images and their dequantised copies at once."""
+    """:func:`log_importance_weights` with z_i ~ q(z|x) of ``images`` but ``p(t, z_i)`` for each of ``targets``."""
     k = check_k(k)
     max_decodes = check_k(max_decodes, "max decodes")
     images, batch_size, decode, log_lik, device, dtype = _setup(model, images, c, batch_size, likelihood)
@@ -208,8 +203,7 @@ def log_importance_weights_at(
             mean, var = model.encode(x)
             check_memory(size * k * mean.shape[1], f"{size} images x k={k} samples of z")
             std = var.sqrt()
-            # log q(z|x) = -0.5 * sum(eps^2) - 0.5 * sum(log(2 pi var)) with z = mean + std * eps
-            log_q_norm = -0.5 * (var.log() + LOG_2PI).sum(1, keepdim=True)  # [B, 1]
+            log_q_norm = -0.5 * (var.log() + LOG_2PI).sum(1, keepdim=True)  # [B, 1]: log q(z|x) + sum(eps^2) / 2
             flats = [t[start : start + size].to(device, dtype).flatten(1).unsqueeze(1) for t in targets]
             # all k draws at once (small: [B, k, z]), so the numbers do not depend on max_decodes
             eps_all = torch.randn(size, k, mean.shape[1], dtype=dtype, generator=gen).to(device)
@@ -227,8 +221,7 @@ def log_importance_weights_at(
 
 
 def iwae_from_weights(log_w: torch.Tensor, k: int | None = None) -> torch.Tensor:
-    """Per-image k-sample bounds ``[N]`` from log weights ``[N, K]`` (chapter 10): a smaller ``k``
-    averages the bounds of ``K // k`` disjoint groups of samples."""
+    """Per-image k-sample bounds ``[N]`` from log weights ``[N, K]``, averaged over ``K // k`` groups (chapter 10)."""
     if not isinstance(log_w, torch.Tensor) or not log_w.is_floating_point() or log_w.dim() != 2 or 0 in log_w.shape:
         raise ConfigError("log weights must be a float tensor [N, K] with N, K >= 1")
     if bool(torch.isnan(log_w).any() | (log_w == math.inf).any()):
@@ -254,8 +247,7 @@ def elbo_terms(
     seed: int = 0,
     likelihood: str = "gaussian",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ELBO terms per image in nats, ``(E_q[log p(x|z)], KL(q(z|x) || p(z)))``, each ``[N]``
-    (chapter 10): the first a mean over ``samples`` draws of z, the KL in closed form."""
+    """Per-image ``E_q[log p(x|z)]`` over ``samples`` draws and closed-form ``KL(q(z|x) || p(z))`` (chapter 10)."""
     samples = check_k(samples, "samples")
     images, batch_size, decode, log_lik, device, dtype = _setup(model, images, c, batch_size, likelihood)
     gen = _generator(generator, seed)
@@ -302,8 +294,7 @@ def dequantize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float, n_dims: int = N_PIXELS) -> torch.Tensor | float:
-    """Upper bound on the bits per dimension of 8-bit images, ``8 - log p / (D ln 2)``, from ``log p`` at
-    their dequantised copies (chapter 10)."""
+    """Upper bound on 8-bit images' bits per dimension, ``8 - log p / (D ln 2)``, log p dequantised (chapter 10)."""
     check_k(n_dims, "number of dimensions")
     if isinstance(log_p_dequantized, torch.Tensor):
         validation.tensor(log_p_dequantized, "log p", (None,) * log_p_dequantized.dim(), float32=False)
@@ -315,8 +306,7 @@ def bits_per_dim_8bit(log_p_dequantized: torch.Tensor | float, n_dims: int = N_P
 def independent_pixels_bits_per_dim(
     train_images: torch.Tensor, test_images: torch.Tensor, smoothing: float = 1.0
 ) -> float:
-    """8-bit bits per dimension on ``test_images`` of independent pixels whose level frequencies are
-    counted on ``train_images``, plus ``smoothing`` (chapter 10)."""
+    """8-bit bits per dimension of independent pixels with level counts from ``train_images`` (chapter 10)."""
     smoothing = validation.positive(smoothing, "smoothing")
     for name, images in (("train_images", train_images), ("test_images", test_images)):
         if not is_8bit(images):

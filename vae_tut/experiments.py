@@ -1,8 +1,4 @@
-"""Named runs of the report's grid, trained once and cached (used from chapter 2 on).
-
-A run's cache folder is named by a hash of its :class:`RunConfig` and of the code that computes it
-(:func:`compute_path`), so changing either trains afresh while editing a docstring does not.
-"""
+"""Named runs of the report's grid, trained once and cached under a hash of config and code (:func:`compute_path`)."""
 
 from __future__ import annotations
 
@@ -21,11 +17,10 @@ from . import data, losses, models, remote, store, train, validation
 from .data import DATASETS, load_dataset
 from .errors import CacheError, ConfigError
 from .losses import KL_VARIANTS, check_c, check_kl_variant, check_likelihood
-from .models import MLP_HIDDEN, build_model, check_latent_dim
+from .models import ARCHS, MLP_HIDDEN, build_model, check_latent_dim
 
 DEFAULT_LR = {"mlp": 0.0025, "cnn": 0.0015}
-# bf16 autocast speeds the CNN up only on hardware with bf16 units (within the seed spread of fp32) and
-# slows it down where bf16 is emulated; the MLP gains little anywhere (Performance appendix).
+# bf16 speeds the CNN up only where the hardware has bf16 units, the MLP hardly anywhere (Performance appendix).
 DEFAULT_PRECISION = {"mlp": "fp32", "cnn": "auto"}
 QUICK_EPOCHS = 1
 QUICK_TRAIN_SIZE = 2048
@@ -39,9 +34,8 @@ def quick_mode() -> bool:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that fixes a run's numbers; ``lr`` and ``precision`` default by ``arch``, ``train_size`` (the
-    first N images) is quick mode's. ``likelihood="bernoulli"`` is chapter 5's Bernoulli decoder; ``kl_variant``
-    and ``hidden`` (the MLP's third width) are the reproduction appendix's."""
+    """Everything that fixes a run's numbers; ``lr`` and ``precision`` default by ``arch``, ``train_size`` (the first N
+    images) is quick mode's, ``kl_variant`` and ``hidden`` (the MLP's third width) the reproduction appendix's."""
 
     arch: str = "mlp"
     dataset: str = "mnist"
@@ -83,8 +77,7 @@ class RunConfig:
         return dataclasses.replace(self, epochs=min(self.epochs, QUICK_EPOCHS), train_size=QUICK_TRAIN_SIZE)
 
     def resolved(self, device: torch.device | str | None = None) -> RunConfig:
-        """The config that will run: shrunk if quick mode (``$VAE_TUT_QUICK=1``) is on, and
-        ``precision="auto"`` replaced by ``fp32`` or ``bf16`` for ``device`` (default: the best one)."""
+        """The config that will run: shrunk in quick mode, precision ``auto`` as ``fp32`` or ``bf16`` for ``device``."""
         config = self.quick() if quick_mode() and not self.is_quick else self
         precision = train.resolve_precision(config.precision or DEFAULT_PRECISION[config.arch], device)
         return dataclasses.replace(config, precision=precision)
@@ -92,11 +85,9 @@ class RunConfig:
     def label(self) -> str:
         """A short human name, e.g. ``MLP VAE, mnist, z=2, c=0.05, fp32`` (+ ``[QUICK MODE]``)."""
         text = f"{self.arch.upper()} {self.kind.upper()}, {self.dataset}, z={self.z}"
-        if self.likelihood == "bernoulli":
-            text += ", Bernoulli decoder"
-        elif self.likelihood == "gaussian-learned":
-            text += ", learned c"
-        elif self.kind in ("vae", "cvae"):
+        if self.likelihood != "gaussian":
+            text += ", Bernoulli decoder" if self.likelihood == "bernoulli" else ", learned c"
+        elif self.kind != "ae":
             text += f", c={self.c:g}"
         if self.kl_variant != "exact":
             text += f", KL {self.kl_variant}"
@@ -133,36 +124,25 @@ def compute_path() -> tuple[object, ...]:
 
 
 def code_version() -> str:
-    """Hash of :func:`compute_path`'s code without docstrings and comments, taken at import (so a later edit on
-    disk cannot change the key of the code that runs)."""
+    """Hash of :func:`compute_path`'s code without docstrings and comments, taken at import."""
     return CODE_VERSION
 
 
-# ---------------------------------------------------------------- the report's grid
-
-BASE = {
-    f"{arch}-{ds}": RunConfig(arch=arch, dataset=ds) for arch in ("mlp", "cnn") for ds in ("mnist", "fashion-mnist")
-}
+BASE = {f"{arch}-{ds}": RunConfig(arch=arch, dataset=ds) for arch in ARCHS for ds in DATASETS}
 LATENT_SIZES = (1, 2, 3, 5, 10, 20)
-LATENT = {f"{arch}-mnist-z{z}": RunConfig(arch=arch, z=z) for arch in ("mlp", "cnn") for z in LATENT_SIZES}
+LATENT = {f"{arch}-mnist-z{z}": RunConfig(arch=arch, z=z) for arch in ARCHS for z in LATENT_SIZES}
 C_VALUES = (0.0001, 0.001, 0.01, 0.05, 1.0)
 C_GRID = {f"mlp-mnist-c{c:g}": RunConfig(c=c) for c in C_VALUES}
 AE_BASELINE = RunConfig(kind="ae")
 # Chapter 10 also measures a larger latent size on Fashion-MNIST (MNIST's is in LATENT).
-LIKELIHOOD = {
-    f"{arch}-fashion-mnist-z10": RunConfig(arch=arch, dataset="fashion-mnist", z=10) for arch in ("mlp", "cnn")
-}
+LIKELIHOOD = {f"{arch}-fashion-mnist-z10": RunConfig(arch=arch, dataset="fashion-mnist", z=10) for arch in ARCHS}
 SEEDS = (0, 1, 2, 3, 4)
 SEED_GRID = {f"mlp-mnist-seed{s}": RunConfig(seed=s) for s in SEEDS}
 # Chapter 8 repeats the two largest latent sizes with two more seeds, so each verdict has a spread.
 LATENT_SEEDS = {
-    f"{arch}-mnist-z{z}-seed{s}": RunConfig(arch=arch, z=z, seed=s)
-    for arch in ("mlp", "cnn")
-    for z in (10, 20)
-    for s in (1, 2)
+    f"{arch}-mnist-z{z}-seed{s}": RunConfig(arch=arch, z=z, seed=s) for arch in ARCHS for z in (10, 20) for s in (1, 2)
 }
-# The reproduction appendix's candidate explanations of the report's KL of 14 (our runs give
-# about 8): each changes one thing in the base MLP run; the last-batch reading needs no run.
+# The reproduction appendix's explanations of the report's KL of 14 (ours is about 8): one change each to the base run.
 REPORT_CANDIDATES: dict[str, dict[str, Any]] = {
     "c0.01": {"c": 0.01},
     "c0.025": {"c": 0.025},
@@ -171,7 +151,7 @@ REPORT_CANDIDATES: dict[str, dict[str, Any]] = {
 }
 REPORT_KL = {
     f"mlp-{ds}-{name}": dataclasses.replace(BASE[f"mlp-{ds}"], **change)
-    for ds in ("mnist", "fashion-mnist")
+    for ds in DATASETS
     for name, change in REPORT_CANDIDATES.items()
 }
 # Chapter 5's Bernoulli section: the report's MLP with a Bernoulli decoder on dynamically binarised MNIST.
@@ -179,9 +159,7 @@ BERNOULLI = {f"mlp-mnist-bernoulli-z{z}": RunConfig(z=z, likelihood="bernoulli")
 # Chapter 4's exercise: the report's MLP, conditioned on the digit's label.
 CVAE = RunConfig(kind="cvae")
 # Chapters 9 and 10: the report's MLP with its decoder variance c learned (sigma-VAE).
-LEARNED_C = {
-    f"mlp-{ds}-learned-c": RunConfig(dataset=ds, likelihood="gaussian-learned") for ds in ("mnist", "fashion-mnist")
-}
+LEARNED_C = {f"mlp-{ds}-learned-c": RunConfig(dataset=ds, likelihood="gaussian-learned") for ds in DATASETS}
 # Chapter 5's translation of other tutorials' losses: MSE summed over pixels plus the summed KL
 # is c = 0.5; torch's default F.mse_loss (a mean over the D pixels) plus the summed KL is c = D/2.
 MSE_CONVENTIONS = {"mse-sum": 0.5, "mse-mean": data.N_PIXELS / 2}
@@ -211,14 +189,10 @@ REPORT = {
 
 
 def grid(names: str | None = None) -> dict[str, RunConfig]:
-    """The named configs of one grid (a key of :data:`GRIDS`) or, with ``None``, all; a config may have several
-    names (``mlp-mnist`` is also ``mlp-mnist-z2``), and the cache trains it once."""
+    """The named configs of one grid (a key of :data:`GRIDS`) or, with ``None``, all (names may share a config)."""
     if names is None:
         return {name: config for g in GRIDS.values() for name, config in g.items()}
     return dict(GRIDS[validation.one_of(names, GRIDS, "grid")])
-
-
-# ---------------------------------------------------------------- the cache
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
@@ -228,8 +202,8 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 @dataclass
 class Run:
-    """A finished run: its resolved config, model in eval mode, history and metrics; ``origin`` says whether this
-    call ``trained`` it, read it from the ``cached`` runs or ``fetched`` it from the published ones (chapter 2)."""
+    """A finished run (chapter 2): its config, model in eval mode, history, metrics and ``origin`` in this call
+    (``trained``, ``cached`` or ``fetched`` from the published runs)."""
 
     config: RunConfig
     model: nn.Module
@@ -247,22 +221,14 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         """Final train/test numbers, seconds and the quick flag, for tables and ``--json``."""
-        return {
-            "run": self.config.label(),
-            "quick": self.config.is_quick,
-            "precision": self.config.precision,
-            "train": self.train,
-            "test": self.test,
-            "seconds": self.seconds,
-            "cached": self.from_cache,
-        }
+        numbers = {"train": self.train, "test": self.test, "seconds": self.seconds, "cached": self.from_cache}
+        return {"run": self.config.label(), "quick": self.config.is_quick, "precision": self.config.precision} | numbers
 
 
 METRICS = ("history", "train", "test", "seconds")
 
 
 def _checksum(meta: dict[str, Any], weights: bytes) -> str:
-    """:func:`vae_tut.store.checksum` of the weights' bytes and the metrics."""
     return store.checksum({k: meta[k] for k in METRICS}, weights)
 
 
@@ -274,12 +240,10 @@ def _load_entry(entry: Path, config: RunConfig, device_type: str) -> Run:
         raise CacheError(f"cache entry {entry} holds a run of another config or code version; {advice}")
     model = build_model(config.arch, config.z, config.kind, config.hidden, config.likelihood == "gaussian-learned")
     store.load_weights(model, weights, f"cache entry {entry}", advice).eval()
-    made_with, here = (meta.get("torch"), meta.get("device")), (torch.__version__, device_type)
+    made_with = f"torch {meta.get('torch')} on {meta.get('device')}"
+    here = f"torch {torch.__version__} on {device_type}"
     if made_with != here:
-        store.note(
-            f"note: {config.label()} was trained with torch {made_with[0]} on {made_with[1]}; "
-            f"this is torch {here[0]} on {here[1]}"
-        )
+        store.note(f"note: {config.label()} was trained with {made_with}; this is {here}")
     return Run(config, model, meta["history"], meta["train"], meta["test"], meta["seconds"], True, meta["checksum"])
 
 
@@ -358,9 +322,8 @@ def run(
     device: str | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> Run:
-    """``config``'s run (resolved: :meth:`RunConfig.resolved`) from the cache, else fetched from the published
-    runs (:mod:`vae_tut.remote`) or trained, resuming from its last finished epoch, and cached. ``on_epoch``
-    gets each finished epoch's history row; ``retrain`` trains afresh."""
+    """``config``'s run (:meth:`RunConfig.resolved`) from the cache, else fetched (:mod:`vae_tut.remote`) or trained
+    (resuming from its last finished epoch) and cached; ``on_epoch`` gets each epoch's history row (chapter 2)."""
     if not isinstance(config, RunConfig):
         shown = f" {config!r:.60}" if isinstance(config, (str, int, float)) else ""
         raise ConfigError(

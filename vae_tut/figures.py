@@ -1,5 +1,4 @@
-"""What a trained two-dimensional VAE can do, in pictures (chapters 5 and 6): four views, each on its own ``Axes``,
-that :func:`generation_figure` and :func:`latent_figure` arrange into the two figures the chapters show."""
+"""What a trained two-dimensional VAE can do, in pictures (chapters 5 and 6): four views and two figures of them."""
 
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ PAD = 1  # pixels between the images of a grid (the default of :func:`vae_tut.pl
 
 
 def _check_2d(model: nn.Module, what: str) -> None:
-    dim = getattr(model, "latent_dim", None)
-    if dim != 2:
+    if (dim := getattr(model, "latent_dim", None)) != 2:
         raise ConfigError(f"{what} needs a model with a 2-D latent space, got latent_dim={dim!r}")
 
 
@@ -54,10 +52,8 @@ def manifold(
     codes = normal_quantile_codes(n_side, tail)
     ax = image_grid(decode(model, codes), nrow=n_side, ax=_axes(ax, (6, 6)), title=title)
     ends = [PAD + 13.5, PAD + (n_side - 1) * (28 + PAD) + 13.5]
-    lo, hi = f"{codes[0, 0].item():.2f}", f"{codes[-1, 0].item():.2f}"  # top left: the smallest x
-    ax.set_xticks(ends, [lo, hi])
-    ax.set_yticks(ends, [hi, lo])  # the top row has the largest z_2
-    ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    lo, hi = f"{codes[0, 0].item():.2f}", f"{codes[-1, 0].item():.2f}"  # top left: the smallest x, largest z_2
+    ax.set(xticks=ends, xticklabels=[lo, hi], yticks=ends, yticklabels=[hi, lo], xlabel="$z_1$", ylabel="$z_2$")
     return ax
 
 
@@ -71,8 +67,7 @@ def latent_map(
     tail: float | None = 0.05,
     path: torch.Tensor | None = None,
 ) -> Axes:
-    """Posterior means of ``images`` by class, with the square :func:`manifold` decodes at ``tail`` (``None``:
-    none) and ``path`` (codes ``[steps, 2]``, e.g. an interpolation) as a line with dots."""
+    """Posterior means of ``images`` by class, :func:`manifold`'s square at ``tail`` (if any), ``path`` as a line."""
     _check_2d(model, "latent_map")
     if path is not None:
         validation.codes(path, "path", 2)
@@ -116,8 +111,7 @@ def latent_figure(
     class_names: Sequence[str] | None = None,
     steps: int = 10,
 ) -> Figure:
-    """Two panels: :func:`latent_map` with the path between the means of the images ``pair`` indexes, and
-    the images decoded along that path."""
+    """Two panels: :func:`latent_map` with the path between the images ``pair`` indexes, and the images along it."""
     validation.images(images)
     labels = validation.labels(labels, len(images))
     i, j = validation.pair(pair, len(images))

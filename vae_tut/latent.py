@@ -70,9 +70,7 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tens
         ends.append(tensor(point, f"end point {name}", (None,), float32=False))
     a, b = ends
     if a.shape != b.shape or a.dtype != b.dtype:
-        raise ConfigError(
-            f"the end points must have one shape and type, got {list(a.shape)} {a.dtype} and {list(b.shape)} {b.dtype}"
-        )
+        raise ConfigError(f"a and b differ in shape or type: {list(a.shape)} {a.dtype} vs {list(b.shape)} {b.dtype}")
     whole(steps, "steps", 2)
     t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
     return (1 - t) * a.reshape(1, -1) + t * b.reshape(1, -1)

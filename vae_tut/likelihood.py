@@ -1,7 +1,4 @@
-"""Chapter 10's likelihood estimates of the book's trained runs, computed once and cached.
-
-An entry's key holds the run's settings and current weights, the images, the estimators' code
-(:data:`CODE_VERSION`) and torch; its numbers carry a checksum and that key, checked when read back."""
+"""Chapter 10's likelihood estimates of the book's trained runs, computed once and cached under a checked key."""
 
 from __future__ import annotations
 
@@ -32,8 +29,7 @@ from .evaluate import (
 from .experiments import BASE, BERNOULLI, LATENT, LEARNED_C, LIKELIHOOD, Run, RunConfig, cache_dir, quick_mode, run
 from .train import resolve_device
 
-# The runs chapter 10 scores: per data set the MLP and CNN with z = 2 and 10, and the MLP with a learned c.
-LIKELIHOOD_MODELS: dict[str, RunConfig] = {
+LIKELIHOOD_MODELS: dict[str, RunConfig] = {  # chapter 10's runs: per data set MLP and CNN at z = 2, 10, learned c
     "mlp-mnist-z2": BASE["mlp-mnist"],
     "cnn-mnist-z2": BASE["cnn-mnist"],
     "mlp-mnist-z10": LATENT["mlp-mnist-z10"],
@@ -72,7 +68,6 @@ def _check_ks(ks: Iterable[int]) -> list[int]:
 
 
 def _scored_images(images: object, config: RunConfig, seed: int) -> torch.Tensor:
-    """The images a run is scored on: as given, or one fixed binarisation for a Bernoulli decoder."""
     images = evaluate.check_images(images)
     return losses.binarize(images, torch.Generator().manual_seed(seed)) if config.likelihood == "bernoulli" else images
 
@@ -100,9 +95,8 @@ def _entry(trained: Run, images: torch.Tensor, ks: list[int], elbo_samples: int,
 
 @dataclass(frozen=True)
 class Estimates:
-    """:func:`evaluate_run`'s per-image means in nats (chapter 10): ``iwae`` and ``bits8`` (8-bit images,
-    Gaussian decoder, else ``None``) map k to the k-sample bound; ``gap_se`` is the standard error of the
-    gap between the largest-k bound and the ELBO."""
+    """:func:`evaluate_run`'s per-image means in nats (chapter 10): ``iwae`` and ``bits8`` (8-bit Gaussian only) map k
+    to the k-sample bound; ``gap_se`` is the standard error of the largest-k bound's gap to the ELBO."""
 
     label: str
     c: float | None
@@ -123,7 +117,7 @@ class Estimates:
 
 
 def _numbers_checksum(result: dict[str, Any]) -> str:
-    """SHA-256 of the numbers as ``result.json`` holds them (keys as text, sorted)."""
+    """SHA-256 of the numbers as ``result.json`` holds them (int keys as text)."""
     return store.checksum(json.loads(json.dumps(result)))
 
 
@@ -136,8 +130,7 @@ def evaluate_run(
     seed: int = 0,
     cache: bool = True,
 ) -> Estimates:
-    """ELBO and importance-weighted estimates for a trained run (chapter 10), every k read off one set of
-    ``max(ks)`` samples per image; with ``cache=True`` kept in the run cache."""
+    """ELBO and importance-weighted estimates of a trained run, all k from the same ``max(ks)`` samples (chapter 10)."""
     ks = _check_ks(ks)
     config = trained.config
     images = _scored_images(images, config, seed)
@@ -226,5 +219,4 @@ def is_estimated(config: RunConfig, device: str | None = None) -> bool:
     return _entry(trained, images, _check_ks(settings["ks"]), settings["elbo_samples"], settings["seed"])[0].is_dir()
 
 
-# What computes an estimate's numbers, hashed once at import (as a run's key is).
-CODE_VERSION: str = store.code_version([evaluate, losses, evaluate_run, decoder_c])
+CODE_VERSION: str = store.code_version([evaluate, losses, evaluate_run, decoder_c])  # the estimators, hashed at import

@@ -1,8 +1,4 @@
-"""The two terms of the VAE loss (the negative ELBO), derived in chapter 4.
-
-The Gaussian loss leaves out the constant ``(D/2) log(2 pi c)`` (:func:`gaussian_log_constant`);
-chapter 5 also trains a Bernoulli decoder, and the reproduction appendix tests readings of the
-report's KL term (:data:`KL_VARIANTS`)."""
+"""The two terms of the VAE loss, the negative ELBO less its constant (chapter 4), and chapter 5's Bernoulli decoder."""
 
 from __future__ import annotations
 
@@ -15,10 +11,8 @@ from .data import N_PIXELS
 from .errors import ConfigError
 from .validation import images, one_of, positive, tensor
 
-# "gaussian-learned": the sigma-VAE's learned scalar c (chapter 9); its loss keeps the constant.
-LIKELIHOODS = ("gaussian", "bernoulli", "gaussian-learned")
-# How training computes the KL: "exact" is the ELBO's, the others are readings of the report's KL.
-KL_VARIANTS = ("exact", "var-as-std", "var-as-logvar", "mean-over-dims", "mean-over-pixels")
+LIKELIHOODS = ("gaussian", "bernoulli", "gaussian-learned")  # the last: chapter 9's learned c, constant kept
+KL_VARIANTS = ("exact", "var-as-std", "var-as-logvar", "mean-over-dims", "mean-over-pixels")  # "exact": the ELBO's
 
 
 def check_c(c: object) -> float:
@@ -107,7 +101,7 @@ def check_likelihood(likelihood: object) -> str:
 
 
 def kl_term(mean: torch.Tensor, var: torch.Tensor, variant: str = "exact") -> torch.Tensor:
-    """The batch-averaged KL term as ``variant`` computes it (:data:`KL_VARIANTS`)."""
+    """The batch-averaged KL term as ``variant`` computes it: the ELBO's ("exact") or a reading of the report's KL."""
     check_kl_variant(variant)
     kl_per_dimension(mean, var)  # the checks; the variants below transform a checked variance
     return _kl(mean, var, variant)
@@ -158,8 +152,7 @@ def vae_loss(
     kl_variant: str = "exact",
     log_c: torch.Tensor | None = None,
 ) -> LossTerms:
-    """Both terms for a batch (chapter 4); the KL is zero for ``var=None`` (an autoencoder), and ``c`` is
-    unused with a Bernoulli or learned-variance (``log_c``) decoder."""
+    """Both terms for a batch (chapter 4): no KL for ``var=None`` (an autoencoder), ``c`` for "gaussian" only."""
     likelihood = check_likelihood(likelihood)
     check_kl_variant(kl_variant)
     check_pixels(x)

@@ -1,5 +1,4 @@
-"""The report's encoder and decoder networks (its section 3, layer for layer), the VAE and a plain
-autoencoder: the autoencoder in chapter 2, the MLP and the VAE in chapter 5, the CNN in chapter 6."""
+"""The report's encoder and decoder networks (its section 3), the VAE and a plain autoencoder (chapters 2, 5, 6)."""
 
 from __future__ import annotations
 
@@ -43,8 +42,7 @@ def check_hidden(hidden: object) -> int:
 
 
 class FCEncoder(nn.Module):
-    """MLP encoder 784 -> 300 -> 100 -> ``hidden`` (10) -> ``out_features`` with ELU (chapter 5);
-    ``conditions`` extra inputs (a one-hot label, chapter 4's conditional VAE) join the pixels."""
+    """MLP encoder 784 (plus ``conditions``) -> 300 -> 100 -> ``hidden`` (10) -> ``out_features``, ELU (chapter 5)."""
 
     def __init__(
         self, latent_dim: int = 2, out_features: int | None = None, hidden: int = MLP_HIDDEN, conditions: int = 0
@@ -69,8 +67,7 @@ class FCEncoder(nn.Module):
 
 
 class FCDecoder(nn.Module):
-    """MLP decoder ``z`` -> ``hidden`` (10) -> 100 -> 300 -> 784 logits with ELU (chapter 5);
-    ``conditions`` extra inputs join the code, as in :class:`FCEncoder`."""
+    """MLP decoder ``z`` (plus ``conditions``) -> ``hidden`` (10) -> 100 -> 300 -> 784 logits, ELU (chapter 5)."""
 
     def __init__(self, latent_dim: int = 2, hidden: int = MLP_HIDDEN, conditions: int = 0) -> None:
         super().__init__()
@@ -150,8 +147,7 @@ class VAEOutput(NamedTuple):
 
 
 class VAE(nn.Module):
-    """Gaussian encoder q(z|x) = N(mean, diag(var)), ``var = softplus(h) + 1e-8``, and decoder logits
-    (chapters 3-5); ``learn_c`` adds a learned decoder variance ``c = exp(log_c)`` (chapter 9)."""
+    """Gaussian encoder N(mean, softplus(h) + 1e-8), decoder logits (chapters 3-5); ``learn_c`` learns c (chapter 9)."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, learn_c: bool = False) -> None:
         super().__init__()
@@ -254,8 +250,7 @@ def check_combination(
 def build_model(
     arch: str = "mlp", latent_dim: int = 2, kind: str = "vae", hidden: int = MLP_HIDDEN, learn_c: bool = False
 ) -> nn.Module:
-    """A :class:`VAE`, :class:`Autoencoder` or (MLP only) :class:`ConditionalVAE` with the report's ``arch``
-    networks; ``hidden`` is the MLP's third width, ``learn_c`` learns the decoder variance (chapter 9)."""
+    """A :class:`VAE`, :class:`Autoencoder` or (MLP only) :class:`ConditionalVAE` on the report's ``arch`` networks."""
     check_combination(arch, kind, hidden, "gaussian-learned" if validation.flag(learn_c, "learn_c") else "gaussian")
     z = check_latent_dim(latent_dim)
     if kind == "cvae":

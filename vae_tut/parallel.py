@@ -1,10 +1,5 @@
-"""The grid's missing work in worker processes, for ``python -m vae_tut reproduce`` and the book build
-(Performance appendix).
-
-Small networks use a CPU's cores poorly from one process, so what the chapters need and the cache lacks
-(:func:`missing_tasks`) is shared out to worker processes, one single-thread worker per core by default
-(:func:`run_tasks`; the workers are :mod:`vae_tut.pool`'s, the estimate and progress lines :mod:`vae_tut.estimate`'s).
-"""
+"""What the chapters need and the cache lacks, computed in worker processes, one single-thread worker per core by
+default: small networks use a CPU's cores poorly from one process (Performance appendix)."""
 
 from __future__ import annotations
 
@@ -12,12 +7,13 @@ from collections.abc import Callable
 
 import torch
 
+from . import validation
 from .data import TRAIN_SIZE
 from .errors import ConfigError
 from .estimate import EFFICIENCY, Progress, calibrate, matmul_rate, network_flops
 from .experiments import RunConfig, cache_dir, grid, run
 from .likelihood import BERNOULLI_MODELS, LIKELIHOOD_MODELS, estimate_likelihood, is_estimated, likelihood_settings
-from .pool import Task, available_cores, check_jobs, run_here, run_in_workers
+from .pool import Task, available_cores, run_here, run_in_workers
 from .train import MONITOR_SIZE, resolve_device
 
 TEST_SIZE = 10_000  # test images in either data set: a run's final evaluation
@@ -26,8 +22,7 @@ TEST_SIZE = 10_000  # test images in either data set: a run's final evaluation
 def training_task(name: str, config: RunConfig, *, device: str | None = None, retrain: bool = False) -> Task:
     """Train (or load) ``config``'s run with :func:`vae_tut.experiments.run`, reporting its epochs."""
     step, forward, _ = network_flops(config.arch, config.z, config.kind, config.hidden)
-    images = min(config.train_size or TRAIN_SIZE, TRAIN_SIZE)
-    flops = config.epochs * (step * images + forward * MONITOR_SIZE) + forward * TEST_SIZE
+    flops = config.epochs * (step * (config.train_size or TRAIN_SIZE) + forward * MONITOR_SIZE) + forward * TEST_SIZE
     kwargs = {"device": device, "progress": False, "retrain": retrain}
     return Task(name, config.label(), run, (config,), kwargs, config.epochs, flops, f"{config.arch} training")
 
@@ -43,9 +38,8 @@ def likelihood_task(name: str, config: RunConfig, *, device: str | None = None, 
 
 
 def missing_tasks(only: str | None = None, *, device: str | None = None, retrain: bool = False) -> list[Task]:
-    """What the chapters need and the cache lacks, longest first: the runs of grid ``only`` (``None``: all)
-    not cached (all with ``retrain``), each config once; for the whole grid also the likelihood estimates
-    of chapters 5 and 10 not cached, each after the training of its run where that is missing."""
+    """What the cache lacks, longest first: the runs of grid ``only`` (all with ``retrain``), each config once; for the
+    whole grid (``None``) also chapters 5 and 10's likelihood estimates, each after the training of its run."""
     dev = resolve_device(device)
     training: dict[str, Task] = {}  # run cache key -> its task
     for name, config in grid(only).items():
@@ -72,15 +66,13 @@ def run_tasks(
     interval: float = 30.0,
     default_rate: float | None = None,
 ) -> None:
-    """Run ``tasks`` in ``jobs`` worker processes of an equal share of the cores (in this process when ``jobs``
-    or the work is 1), printing progress with ``say``; an error or ``KeyboardInterrupt`` stops them all at once.
-    ``default_rate`` (FLOP/s per worker before any is measured) defaults to speeds timed here (:func:`calibrate`)."""
-    jobs = min(check_jobs(jobs), max(1, len(tasks)))
+    """Run ``tasks`` in ``jobs`` workers sharing the cores (here when ``jobs`` or the work is 1), printing progress with
+    ``say``; ``default_rate`` (FLOP/s per worker before any is measured) defaults to speeds timed here."""
+    jobs = min(validation.whole(jobs, "jobs", 1), max(1, len(tasks)))
     names = {t.name for t in tasks}
     if len(names) < len(tasks):
         raise ConfigError("tasks need distinct names")
-    unknown = sorted({name for t in tasks for name in t.after} - names)
-    if unknown:
+    if unknown := sorted({name for t in tasks for name in t.after} - names):
         raise ConfigError(f"tasks wait for tasks not given: {', '.join(unknown)}")
     if not tasks:
         say("grid: nothing to compute, the cache holds it all")

@@ -1,5 +1,4 @@
-"""The figures the chapters draw again and again: image grids, latent scatters, curves, likelihood charts;
-each draws on a matplotlib ``Axes`` (a new figure when none is given) and returns it."""
+"""The figures the chapters draw again and again, each on a given matplotlib ``Axes`` (else a new figure)."""
 
 from __future__ import annotations
 
@@ -19,12 +18,10 @@ from . import validation
 from .errors import ConfigError
 from .validation import finite, positive
 
-CLASS_COLOURS = "tab10"  # one colour per class, in every scatter and in the in-browser explorers
-
 
 def class_colour(k: int) -> str:
-    """The hex colour of class ``k`` (chapters 2-9 and the in-browser explorers)."""
-    return to_hex(plt.get_cmap(CLASS_COLOURS)(validation.whole(k, "class", 0) % 10))
+    """The hex colour (``tab10``) of class ``k`` in every scatter (chapters 2-9) and in-browser explorer."""
+    return to_hex(plt.get_cmap("tab10")(validation.whole(k, "class", 0) % 10))
 
 
 def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
@@ -157,23 +154,20 @@ def neg_elbo_against_c(
 ) -> Axes:
     """The full negative ELBO in nats against the decoder variance c: ``curves`` ``(label, cs, -ELBOs)`` at fixed c,
     ``learned`` ``(label, c, -ELBO)`` stars, outliers as triangles at the top edge (chapters 9 and 10)."""
-    points = []
-    for label, cs, values in curves:
+    marks = []  # (c, -ELBO, colour) of every point
+    for k, (label, cs, values) in enumerate(curves):
         if len(cs) != len(values) or not cs:
             raise ConfigError(f"curve {label!r} needs one -ELBO per value of c, and at least one")
-        points += [(positive(c, "c"), finite(v, "-ELBO")) for c, v in zip(cs, values)]
-    points += [(positive(c, "learned c"), finite(v, "-ELBO")) for _, c, v in learned]
-    if not points:
+        marks += [(positive(c, "c"), finite(v, "-ELBO"), f"C{k}") for c, v in zip(cs, values)]
+    marks += [(positive(c, "learned c"), finite(v, "-ELBO"), f"C{k}") for k, (_, c, v) in enumerate(learned)]
+    if not marks:
         raise ConfigError("nothing to plot: give at least one curve or learned point")
-    top = _off_scale_cap([v for _, v in points])
+    top = _off_scale_cap([v for _, v, _ in marks])
     ax = _axes(ax, (7.0, 4.4), white=True)
-    marks = []  # (c, -ELBO, colour) of every point, for the off-scale triangles
     for k, (label, cs, values) in enumerate(curves):
         ax.plot(list(cs), [min(v, top) for v in values], "o-", color=f"C{k}", label=label)
-        marks += [(c, v, f"C{k}") for c, v in zip(cs, values)]
     for k, (label, c, v) in enumerate(learned):
         ax.plot([c], [min(v, top)], "*", color=f"C{k}", mec="black", mew=0.8, ms=16, label=label, zorder=5)
-        marks.append((c, v, f"C{k}"))
     for c, v, colour in marks:
         if v > top:
             ax.plot([c], [top], "^", color=colour, ms=9, clip_on=False)
@@ -181,7 +175,7 @@ def neg_elbo_against_c(
     ax.set(xscale="log", xlabel="decoder variance c (log scale)")
     ax.set_ylabel("test −ELBO in nats per image\n(with the constant; lower is better)")
     if top < math.inf:
-        low = min(v for _, v in points)
+        low = min(v for _, v, _ in marks)
         ax.set_ylim(low - 0.05 * (top - low), top)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")

@@ -1,9 +1,5 @@
-"""Worker processes for tasks that may wait for each other (Performance appendix).
-
-:func:`run_in_workers` runs :class:`Task` objects in spawned processes, :func:`run_here` in this one, telling
-:class:`~vae_tut.estimate.Progress` of their epochs and ends. An error in a task, Ctrl-C or ``kill``
-(:func:`sigterm_as_interrupt`) terminates every worker at once; a worker ends with its parent, even after ``kill -9``.
-"""
+"""Run :class:`Task` objects that may wait for each other, in spawned worker processes or in this one (Performance
+appendix). An error, Ctrl-C or ``kill`` ends every worker at once; a worker ends with its parent, even after kill -9."""
 
 from __future__ import annotations
 
@@ -19,12 +15,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import validation
 from .errors import ConfigError, VaeTutError
 
 if TYPE_CHECKING:
@@ -36,22 +30,13 @@ PARENT_CHECK_S = 0.5  # how often a worker checks that its parent is still there
 
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS reports one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
-def check_jobs(jobs: object) -> int:
-    """``jobs`` if it is a whole number >= 1, else a :class:`ConfigError`."""
-    return validation.whole(jobs, "jobs", 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
 class Task:
-    """One unit of work: ``fn(*args, **kwargs)``, ``fn`` a top-level (picklable) function. With ``epochs > 0``
-    ``fn`` also gets ``on_epoch``, called with each finished epoch's history row; ``flops`` and ``family`` price
-    the task (:mod:`vae_tut.estimate`); ``after`` names the tasks that must finish before it starts."""
+    """``fn(*args, **kwargs)``, ``fn`` picklable, given ``on_epoch`` (a history row callback) if ``epochs > 0``;
+    ``flops`` and ``family`` price it (:mod:`vae_tut.estimate`), ``after`` names the tasks it waits for."""
 
     name: str
     label: str
@@ -89,8 +74,7 @@ _events: Any = None  # in a worker: the queue its tasks report on
 
 
 def _init_worker(events: Any, threads: int, parent: int) -> None:
-    """A worker's start: Ctrl-C left to the main process, ``threads`` torch threads, and an end with ``parent``
-    however it ends (Linux's parent-death signal, and everywhere a thread that watches ``os.getppid()``)."""
+    """A worker's start: Ctrl-C left to the main process, ``threads`` torch threads, and an end with ``parent``."""
     global _events
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
@@ -103,14 +87,13 @@ def _init_worker(events: Any, threads: int, parent: int) -> None:
     from tqdm import tqdm
 
     torch.set_num_threads(threads)
-    # tqdm's default lock holds a multiprocessing semaphore that a terminated worker never
-    # releases (Python then warns of a leaked semaphore); a spawned worker shares it with nobody
+    # tqdm's default lock is a semaphore that a terminated worker would leak; a spawned worker shares it with nobody
     tqdm.set_lock(threading.RLock())
     _events = events
 
 
 def _run_in_worker(task: Task) -> None:
-    """Run ``task`` in a worker, putting its epochs, then its end or its error, on the one events queue."""
+    """Run ``task`` in a worker, putting its epochs, then its end or its error, on the events queue."""
     try:
         _events.put(("done", task.name, _execute(task, _events.put)))
     except BaseException as err:  # noqa: BLE001 - every error goes to the main process
@@ -142,7 +125,6 @@ def sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
 
 
 def _next_ready(pending: list[Task], done: set[str]) -> Task | None:
-    """Take the first task of ``pending`` whose ``after`` tasks are all done."""
     for i, task in enumerate(pending):
         if all(name in done for name in task.after):
             return pending.pop(i)
@@ -165,7 +147,7 @@ def _check_futures(running: dict[str, Future], workers: dict[int, Any]) -> None:
     """Raise what a running task's future holds: a task that could not be sent, or a worker that died."""
     for future in running.values():
         if future.done() and not future.cancelled() and (err := future.exception()) is not None:
-            if not isinstance(err, BrokenProcessPool):
+            if not isinstance(err, BrokenExecutor):
                 raise err
             codes = [p.exitcode for p in workers.values() if p.exitcode not in (None, 0)]
             first = next((c for c in codes if c != -signal.SIGTERM), codes[0] if codes else None)
@@ -175,13 +157,10 @@ def _check_futures(running: dict[str, Future], workers: dict[int, Any]) -> None:
 
 
 def run_in_workers(tasks: list[Task], jobs: int, threads: int, listener: Progress) -> None:
-    """Run ``tasks`` in ``jobs`` spawned workers of ``threads`` torch threads each, in order, each once its
-    ``after`` tasks are done and a worker is idle; the first error ends them all (module docstring)."""
-    context = multiprocessing.get_context("spawn")
-    events = context.Queue()
-    pool = ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_init_worker, initargs=(events, threads, os.getpid())
-    )
+    """Run ``tasks`` in order in ``jobs`` spawned workers of ``threads`` torch threads, as their ``after`` allow."""
+    ctx = multiprocessing.get_context("spawn")
+    events = ctx.Queue()
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(events, threads, os.getpid()))
     workers: dict[int, Any] = {}  # pid -> process, kept past the pool's own bookkeeping
     pending, running, done = list(tasks), dict[str, Future](), set[str]()
     try:
@@ -205,8 +184,7 @@ def run_in_workers(tasks: list[Task], jobs: int, threads: int, listener: Progres
                 done.add(name)
                 listener.done(name, *rest)
             else:
-                error, text = rest
-                raise error from RemoteTraceback(text)
+                raise rest[0] from RemoteTraceback(rest[1])  # the error, then the worker's traceback
         pool.shutdown(wait=True)
     except BaseException:  # terminate every worker now: a running task's finished epochs stay in its checkpoint
         for process in workers.values():

@@ -1,6 +1,5 @@
-"""Published runs, fetched by key instead of trained (chapter 2): :func:`publish` writes the cache entries with
-an ``index.json`` of each file's SHA-256 and size; :func:`vae_tut.store.cached` asks :func:`fetch` for an entry
-it lacks (pooch's HTTP downloader). Anything off is one line on stderr and the entry is computed here."""
+"""Published runs, fetched by key instead of trained (chapter 2): :func:`publish` writes cache entries with an
+``index.json`` of SHA-256s and sizes; :func:`fetch` gets one, or says in one line why not and it is computed here."""
 
 from __future__ import annotations
 
@@ -31,12 +30,8 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")  # an entry's file or folder name
 NOT_RUNS = frozenset({"likelihood", "web", "classifier"})  # the cache's top-level folders that are not runs
 
-_fetched: set[Path] = set()  # entries fetched and not yet claimed by take_fetched
-
-
-@functools.cache
-def _say_once(line: str) -> None:
-    store.note(line)
+_fetched: dict[Path, bool] = {}  # entries fetched and not yet claimed by take_fetched
+_say_once = functools.cache(store.note)  # a line said once per process
 
 
 def reset() -> None:
@@ -50,20 +45,15 @@ def _setting() -> str:
     """The package setting's ``runs_url`` (empty when the file is missing; a line when it is malformed)."""
     try:
         return json.loads(SETTING.read_text(encoding="utf-8"))["runs_url"].strip()
-    except FileNotFoundError:
-        return ""
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        _say_once(f'note: {SETTING} is not {{"runs_url": "..."}} ({type(err).__name__}); runs are trained here')
+        if not isinstance(err, FileNotFoundError):
+            _say_once(f'note: {SETTING} is not {{"runs_url": "..."}} ({type(err).__name__}); runs are trained here')
         return ""
 
 
 def runs_url() -> str | None:
-    """Where the published runs are: ``$VAE_TUT_RUNS_URL`` when set, else ``vae_tut/published.json``;
-    ``None`` when empty, or (with one line) when it is not ``https://`` (``http://`` only to this machine)."""
-    if VARIABLE in os.environ:
-        url, where = os.environ[VARIABLE].strip(), f"${VARIABLE}"
-    else:
-        url, where = _setting(), str(SETTING)
+    """The runs' URL: ``$VAE_TUT_RUNS_URL``, else ``vae_tut/published.json``'s; ``None`` if unset or refused."""
+    url = os.environ[VARIABLE].strip() if VARIABLE in os.environ else _setting()
     if not url:
         return None
     try:
@@ -73,6 +63,7 @@ def runs_url() -> str | None:
     except ValueError:
         refused = True
     if refused or any(ch.isspace() for ch in url):
+        where = f"${VARIABLE}" if VARIABLE in os.environ else SETTING
         _say_once(
             f"note: runs URL {url} ({where}) refused: only an https:// folder (http:// only to this machine); "
             "training here instead"
@@ -81,25 +72,17 @@ def runs_url() -> str | None:
     return url if url.endswith("/") else url + "/"
 
 
-class _Capped(io.BytesIO):
-    """The buffer pooch's downloader writes to: it refuses more than ``limit`` bytes."""
-
-    def __init__(self, limit: int, label: str) -> None:
-        super().__init__()
-        self.limit, self.label = limit, label
-
-    def write(self, chunk: Any) -> int:
-        if self.tell() + len(chunk) > self.limit:
-            raise CacheError(f"{self.label} is more than {self.limit:,} bytes")
-        return super().write(chunk)
-
-
 def _download(url: str, label: str, limit: int, progress: bool = False) -> bytes:
     """The bytes at ``url`` by pooch's HTTP downloader (:data:`TIMEOUT`); over ``limit`` is a :class:`CacheError`."""
     import pooch
 
-    capped = _Capped(limit, label)
-    pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT)(url, capped, None)
+    class Capped(io.BytesIO):  # the buffer pooch writes to
+        def write(self, chunk: Any) -> int:
+            if self.tell() + len(chunk) > limit:
+                raise CacheError(f"{label} is more than {limit:,} bytes")
+            return super().write(chunk)
+
+    pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT)(url, capped := Capped(), None)
     return capped.getvalue()
 
 
@@ -111,13 +94,12 @@ def _what(err: BaseException, label: str) -> str:
         return f"it needs PyPI pooch ({err.name or err} is missing; pip install -e .)"
     import requests  # pooch's dependency: there when pooch imported
 
-    text = str(err)
     if isinstance(err, requests.HTTPError) and err.response is not None:
         return f"{label}: HTTP {err.response.status_code} {err.response.reason or ''}".rstrip()
-    if isinstance(err, requests.Timeout) or "timed out" in text.lower():
+    if isinstance(err, requests.Timeout) or "timed out" in str(err).lower():
         return f"{label}: no answer within {TIMEOUT:g} s"
     if isinstance(err, requests.ConnectionError):
-        found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+        found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
         return f"{label}: cannot connect ({found.group(1).strip() if found else 'connection failed'})"
     if isinstance(err, OSError):
         return f"{err.filename or label}: {store.reason(err)}"
@@ -165,8 +147,7 @@ def _published_files(index: dict[str, Any], rel: str) -> dict[str, dict[str, Any
 
 
 def fetch(folder: Path) -> bool:
-    """Fetch the cache entry ``folder`` (a run, or ``likelihood/<name>``, of the runs root) from the published
-    runs (:func:`runs_url`) into place; whether it was. A failure is one line on stderr and ``False``."""
+    """Fetch the cache entry ``folder`` (a run or ``likelihood/<name>``) from :func:`runs_url`; whether it was."""
     try:
         parts = Path(folder).relative_to(store.root("runs")).parts
     except (ValueError, CacheError):
@@ -178,11 +159,10 @@ def fetch(folder: Path) -> bool:
     label = rel = "/".join(parts)
     try:
         files = _published_files(index, rel)
-        base = url + "/".join(urllib.parse.quote(part) for part in parts) + "/"
         with store.atomic_dir(Path(folder)) as tmp:
             for name, info in sorted(files.items()):
                 label, size = f"{rel}/{name}", info["size"]
-                blob = _download(base + urllib.parse.quote(name), label, size, progress_enabled())
+                blob = _download(url + urllib.parse.quote(label), label, size, progress_enabled())
                 if len(blob) != size:
                     raise CacheError(f"{label} came as {len(blob):,} bytes, not the {size:,} of {INDEX} (truncated)")
                 if hashlib.sha256(blob).hexdigest() != info["sha256"]:
@@ -193,15 +173,13 @@ def fetch(folder: Path) -> bool:
         instead = "training here instead" if len(parts) == 1 else "computing it here instead"
         store.note(f"note: runs URL {url}: {_what(err, label)}; {instead}")
         return False
-    _fetched.add(Path(folder))
+    _fetched[Path(folder)] = True
     return True
 
 
 def take_fetched(folder: Path) -> bool:
     """Whether ``folder`` was fetched by this process since the last call for it (``Run.origin``)."""
-    fetched = Path(folder) in _fetched
-    _fetched.discard(Path(folder))
-    return fetched
+    return _fetched.pop(Path(folder), False)
 
 
 def was_fetched(folder: Path) -> bool:
@@ -231,8 +209,8 @@ def origin_counts(cache: str | os.PathLike | None = None) -> dict[str, int]:
     from .experiments import cache_dir
 
     runs = [path for rel, path in _entries(cache_dir(cache)) if "/" not in rel and (path / "result.json").is_file()]
-    counts = count_origins(runs, set())
-    return {"fetched": counts["fetched"], "trained": counts["trained"]}
+    fetched = sum(map(was_fetched, runs))
+    return {"fetched": fetched, "trained": len(runs) - fetched}
 
 
 def count_origins(folders: Iterable[Path], before: set[Path]) -> dict[str, int]:
@@ -262,8 +240,7 @@ def _checked(rel: str, folder: Path) -> dict[str, bytes]:
 
 
 def publish(dest: str | os.PathLike, cache: str | os.PathLike | None = None) -> int:
-    """Write the cache entries that pass their reader's check, and their ``index.json``, as the folder ``dest``
-    (replacing only an earlier one) for :func:`fetch`; how many. A failure is a one-line :class:`CacheError`."""
+    """Write the cache entries that pass their check, and their ``index.json``, as the folder ``dest``; how many."""
     from . import likelihood
     from .experiments import CODE_VERSION, cache_dir
 
@@ -275,8 +252,7 @@ def publish(dest: str | os.PathLike, cache: str | os.PathLike | None = None) -> 
             raise CacheError(f"{dest} is not a folder; name a new folder to publish the runs to")
         if dest.is_dir() and any(dest.iterdir()) and not (dest / INDEX).is_file():
             raise CacheError(f"{dest} holds files but no {INDEX} (not published runs); name a new or empty folder")
-        here, there = source.resolve(), dest.resolve()
-        if there == here or here in there.parents or there in here.parents:
+        if dest.resolve().is_relative_to(source.resolve()) or source.resolve().is_relative_to(dest.resolve()):
             raise CacheError(f"{dest} overlaps the run cache {source}; name a folder outside it")
         with store.atomic_dir(dest) as tmp:
             for rel, folder in _entries(source):
@@ -293,10 +269,8 @@ def publish(dest: str | os.PathLike, cache: str | os.PathLike | None = None) -> 
             index = {"format": FORMAT, "code_version": CODE_VERSION, "likelihood_code_version": likelihood.CODE_VERSION}
             (tmp / INDEX).write_text(json.dumps({**index, "entries": entries}, indent=1, sort_keys=True) + "\n")
     except OSError as err:
-        raise CacheError(
-            f"cannot publish the runs to {dest} ({err.filename}: {store.reason(err)}); "
-            "free some space or name another folder"
-        ) from None
+        advice = "free some space or name another folder"
+        raise CacheError(f"cannot publish the runs to {dest} ({err.filename}: {store.reason(err)}); {advice}") from None
     if left_out:
         store.note(f"note: left out {len(left_out)} cache entries that fail their check (first: {left_out[0]})")
     return len(entries)

@@ -1,16 +1,12 @@
-"""Which reading of the report's code reproduces the KL term it prints? (reproduction appendix, chapter 5)
-
-Each candidate changes one thing in the base MLP run (:data:`~vae_tut.experiments.REPORT_KL`) or, for the last-batch
-reading, reads another number off its history. It fits when its printed reconstruction and KL lie within
-``max(the report's rounding, K_SEED * their seed spread)`` of the report's on both data sets (:class:`Tolerances`);
-with one run per candidate, one that does not fit is not reproduced by its run, which proves nothing more.
-"""
+"""Which reading of the report's code reproduces the KL term it prints (reproduction appendix, chapter 5)? Each
+candidate changes one thing in the base MLP run or reads another number off its history; it fits when its printed terms
+lie within :class:`Tolerances` of the report's on both data sets (one run each: a misfit proves nothing more)."""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .data import load_dataset
@@ -39,18 +35,16 @@ CANDIDATES = {
 
 @dataclass(frozen=True)
 class Tolerances:
-    """The fit rule's tolerances; ``seed_sd`` maps ``(reading, term)`` to the standard deviation over the seeds,
-    ``reading`` being ``"epoch"`` (the last epoch's mean) or ``"last batch"``."""
+    """The fit's tolerances; ``seed_sd[(reading, term)]``: the seeds' SD of the ``"epoch"`` mean or ``"last batch"``."""
 
     seed_sd: Mapping[tuple[str, str], float]
     n_seeds: int
     k: float = K_SEED
-    rounding: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: REPORT_ROUNDING)
 
     def of(self, dataset: str, term: str, last_batch: bool = False) -> float:
-        """The tolerance in nats: ``max(report's rounding, k * seed spread)``."""
+        """The tolerance in nats: ``max(the report's rounding, k * seed spread)``."""
         sd = self.seed_sd[("last batch" if last_batch else "epoch", term)]
-        return max(self.rounding[dataset][term], self.k * sd)
+        return max(REPORT_ROUNDING[dataset][term], self.k * sd)
 
 
 def tolerances(seed_terms: Iterable[Mapping[str, float]], k: float = K_SEED) -> Tolerances:
@@ -65,13 +59,7 @@ def tolerances(seed_terms: Iterable[Mapping[str, float]], k: float = K_SEED) -> 
 
 def printed_terms(r: Run) -> dict[str, float]:
     """The terms a run's training prints: the last epoch's means and the last batch's values."""
-    last = r.history[-1]
-    return {
-        "recon": r.train["recon"],
-        "kl": r.train["kl"],
-        "last_recon": last["last_recon"],
-        "last_kl": last["last_kl"],
-    }
+    return {t: r.train[t] for t in TERMS} | {f"last_{t}": r.history[-1][f"last_{t}"] for t in TERMS}
 
 
 def seed_tolerances() -> Tolerances:
@@ -101,13 +89,11 @@ def within(value: float, reference: float, tolerance: float) -> bool:
 def fits(dataset: str, recon: float, kl: float, tol: Tolerances, last_batch: bool = False) -> bool:
     """Whether printed terms ``recon`` and ``kl`` lie within the tolerances of the report's on ``dataset``."""
     ref = REPORT[f"mlp-{dataset}"]
-    terms = (("recon", recon), ("kl", kl))
-    return all(within(value, ref[term], tol.of(dataset, term, last_batch)) for term, value in terms)
+    return all(within(v, ref[t], tol.of(dataset, t, last_batch)) for t, v in (("recon", recon), ("kl", kl)))
 
 
 def read(candidate: str, dataset: str, r: Any, test_x: Any, tol: Tolerances) -> Reading:
-    """One candidate's :class:`Reading` from its run ``r`` (anything with ``train``, ``history``, ``model`` and
-    ``config.c``); ``exact_kl`` is the ELBO's KL of ``r.model`` on ``test_x``."""
+    """One candidate's :class:`Reading` from its run ``r``; ``exact_kl`` is ``r.model``'s ELBO KL on ``test_x``."""
     last_batch = CANDIDATES[candidate] == LAST_BATCH
     terms, prefix = printed_terms(r), "last_" if last_batch else ""
     recon, kl = terms[prefix + "recon"], terms[prefix + "kl"]
@@ -117,21 +103,18 @@ def read(candidate: str, dataset: str, r: Any, test_x: Any, tol: Tolerances) -> 
 
 
 def readings(n_images: int = 10_000, tol: Tolerances | None = None) -> list[Reading]:
-    """Every candidate on both data sets (trains the runs not cached yet), judged with ``tol`` (default:
-    :func:`seed_tolerances`); ``exact_kl`` is measured on the first ``n_images`` test images."""
+    """Every candidate on both data sets, judged with ``tol`` (default :func:`seed_tolerances`), on ``n_images``."""
     tol = seed_tolerances() if tol is None else tol
     out = []
     for dataset in DATASETS:
         test_x = load_dataset(dataset, "test")[0][:n_images]
         for label, suffix in CANDIDATES.items():
-            base = BASE[f"mlp-{dataset}"]
-            r = run(base if suffix in ("", LAST_BATCH) else REPORT_KL[f"mlp-{dataset}-{suffix}"])
+            r = run(BASE[f"mlp-{dataset}"] if suffix in ("", LAST_BATCH) else REPORT_KL[f"mlp-{dataset}-{suffix}"])
             out.append(read(label, dataset, r, test_x, tol))
     return out
 
 
 def fitting(found: list[Reading]) -> list[str]:
     """The candidates that fit on every data set, in the order of :data:`CANDIDATES`."""
-    return [
-        c for c in CANDIDATES if any(r.candidate == c for r in found) and all(r.fits for r in found if r.candidate == c)
-    ]
+    verdicts = {c: [r.fits for r in found if r.candidate == c] for c in CANDIDATES}
+    return [c for c, ok in verdicts.items() if ok and all(ok)]

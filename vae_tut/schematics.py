@@ -1,5 +1,4 @@
-"""Schematic figures of chapters 3 and 4 (the VAE's data flow, its graphical model, two latent spaces, the ELBO, the
-reparameterisation trick), on white so that they read the same on light and dark pages."""
+"""Schematic figures of chapters 3 and 4, on white so that they read the same on light and dark pages."""
 
 from __future__ import annotations
 
@@ -45,9 +44,7 @@ def _arrow(ax: Axes, start: Point, end: Point, dashed: bool = False, colour: str
     ax.add_patch(arrow)
 
 
-def _node(
-    ax: Axes, xy: Point, text: str, random: bool = False, fc: str = "", r: float = 0.42, size: float = 12
-) -> None:
+def _node(ax: Axes, xy: Point, text: str, random: bool = False, fc: str = "", r: float = 0.42, size: int = 12) -> None:
     """A graph node of radius ``r``: dashed and orange for a random one, plain and blue (or ``fc``) for another."""
     ax.add_patch(Circle(xy, r, fc=fc or (ORANGE if random else BLUE), ec=INK, lw=1.3, ls="--" if random else "-"))
     _text(ax, xy, text, size)
@@ -94,8 +91,7 @@ def graphical_model(ax: Axes | None = None) -> Axes:
 
 
 def latent_pictures(axes: Sequence[Axes] | None = None, seed: int = 0) -> Sequence[Axes]:
-    """An autoencoder's latent space (one point per image, islands and gaps) beside a VAE's (one Gaussian
-    per image, overlapping and held near N(0, I)): a sketch, not trained codes (chapter 3)."""
+    """A sketch of an autoencoder's latent space (a point per image) beside a VAE's (one Gaussian each) (chapter 3)."""
     axes = plt.subplots(1, 2, figsize=(9, 4.2))[1] if axes is None else axes
     rng = np.random.default_rng(check_seed(seed))
     centres = np.array([[-2.6, 1.9], [2.4, 2.2], [0.3, -2.7], [3.0, -1.2], [-2.2, -1.6]]) * 1.4
@@ -130,14 +126,12 @@ def elbo_bar(log_px: float, elbo: float, ax: Axes | None = None) -> Axes:
     kl = r"gap $= D_{\mathrm{KL}}(q(\mathbf{z}\mid\mathbf{x}) \,\|\, p(\mathbf{z}\mid\mathbf{x}))$"
     _text(ax, (elbo + gap / 2, -0.42), f"{kl} $= {gap:.3f}$ nats", 10, "C3", va="top")
     ax.set(xlim=(elbo - margin, log_px + margin), ylim=(-1.0, 0.9), yticks=[], xlabel="nats per data point")
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
+    ax.spines[["top", "right", "left"]].set_visible(False)
     return ax
 
 
 def reparameterisation_graph(axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
-    """The loss's computational graph with z sampled directly (left: no gradient reaches phi through the random node)
-    and reparameterised (right: eps enters from the side, the gradient, red, flows back to phi) (chapter 4)."""
+    """The loss's computational graph with z sampled directly (left) and reparameterised (right) (chapter 4)."""
     axes = plt.subplots(1, 2, figsize=(11, 3.3))[1] if axes is None else axes
     phi, musd, z, loss = (0.6, 1.5), (2.2, 1.5), (3.9, 1.5), (5.6, 1.5)
     for ax, reparam in zip(axes, (False, True)):

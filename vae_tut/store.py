@@ -1,6 +1,5 @@
-"""Where vae_tut keeps things on disk, and the one way it writes there (chapter 2 introduces the cache):
-:func:`cached`, a folder per result named by a hash of its key (with the :func:`code_version` of the code that
-computes it), written whole under a file lock. A file-system fault is a one-line :class:`CacheError`."""
+"""Where vae_tut keeps things on disk (chapter 2): :func:`cached`, a folder per result named by a hash of its key
+(and the :func:`code_version` of its code), written whole under a file lock; a fault is a one-line CacheError."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import stat
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,8 +37,7 @@ def reason(err: OSError) -> str:
 
 
 def root(kind: str, override: str | os.PathLike | None = None) -> Path:
-    """The folder for ``kind`` (``data`` or ``runs``): ``override``, else its variable, else the user cache
-    (empty means the default). A path that is no folder is a one-line :class:`DataError` or :class:`CacheError`."""
+    """The folder for ``kind`` (``data`` or ``runs``): ``override``, else its variable, else the user cache's."""
     variable = ROOTS[one_of(kind, ROOTS, "root")]
     if override is not None and not isinstance(override, (str, os.PathLike)):
         raise ConfigError(f"the {kind} folder must be a path (str or pathlib.Path), got {type(override).__name__}")
@@ -80,18 +78,16 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         folder = Path(tmp) / final.name
         folder.mkdir()
         yield folder
-        for path in folder.iterdir():
-            if path.is_file():
-                with open(path, "rb") as handle:
-                    os.fsync(handle.fileno())
+        for path in filter(Path.is_file, folder.iterdir()):
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
         if final.exists():
             final.rename(Path(tmp) / ".old")  # removed with the temporary folder
         folder.rename(final)
 
 
 def write_atomic_dir(final: Path, files: dict[str, Any]) -> None:
-    """Write ``files`` (name -> bytes, JSON-able value for ``*.json`` or torch object) as the folder ``final``;
-    a failure (e.g. a full disk) keeps the old one and is a one-line :class:`CacheError` with the bytes it needs."""
+    """Write ``files`` (name -> bytes, JSON for ``*.json``, or torch object) as the folder ``final``, atomically."""
     blobs: dict[str, bytes] = {}
     try:
         blobs = {name: _encoded(name, content) for name, content in files.items()}
@@ -154,9 +150,7 @@ def key_digest(key: dict[str, Any]) -> str:
 
 def checksum(fields: dict[str, Any], blob: bytes = b"") -> str:
     """SHA-256 of ``blob`` and ``fields`` as sorted JSON: an entry's ``checksum``, which catches an edit or damage."""
-    digest = hashlib.sha256(blob)
-    digest.update(json.dumps(fields, sort_keys=True).encode())
-    return digest.hexdigest()
+    return hashlib.sha256(blob + json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def weights_checksum(model: torch.nn.Module) -> str:
@@ -184,33 +178,26 @@ def load_weights(model: torch.nn.Module, blob: bytes, what: str, advice: str) ->
 
 
 def read_regular(path: Path, max_bytes: int) -> bytes:
-    """The bytes of ``path`` if it is a regular file (no link, FIFO or device) of at most ``max_bytes``, else
-    a :class:`CacheError` (an :class:`OSError` if it cannot be opened); never reads more than that."""
+    """The bytes of ``path`` if a regular file (no link, FIFO or device) of at most ``max_bytes``; never reads more."""
     with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise CacheError(f"{path} is not a regular file")
         if info.st_size > max_bytes:
             raise CacheError(f"{path} is {info.st_size:,} bytes, more than the {max_bytes:,} it may have")
-        blob = handle.read(max_bytes + 1)
-    if len(blob) > max_bytes:
-        raise CacheError(f"{path} grew beyond {max_bytes:,} bytes while it was read")
-    return blob
+        return handle.read(max_bytes)  # a file growing meanwhile comes cut short, and fails its checksum
 
 
 def read_entry(
-    entry: Path, blob_name: str, fields: Iterable[str], what: str, advice: str, meta_name: str = "result.json"
+    entry: Path, blob_name: str, fields: Sequence[str], what: str, advice: str, meta_name: str = "result.json"
 ) -> tuple[dict, bytes]:
-    """The metadata (JSON ``meta_name``) and the file ``blob_name`` of a cache entry, checked against its
-    :func:`checksum` of ``fields``; anything off is a one-line :class:`CacheError` ending in ``advice``."""
-    fields = tuple(fields)
+    """The metadata (``meta_name``) and file ``blob_name`` of a cache entry, checked against its :func:`checksum`."""
     try:
         meta = json.loads(read_regular(entry / meta_name, MAX_ENTRY_BYTES))
         blob = read_regular(entry / blob_name, MAX_ENTRY_BYTES)
-    except (OSError, ValueError, RecursionError) as err:  # RecursionError: JSON nested too deep
-        raise CacheError(f"{what} {entry} is unreadable ({type(err).__name__}); {advice}") from None
-    except CacheError as err:
-        raise CacheError(f"{what} {entry} is unreadable ({err}); {advice}") from None
+    except (OSError, ValueError, RecursionError, CacheError) as err:  # RecursionError: JSON nested too deep
+        cause = err if isinstance(err, CacheError) else type(err).__name__
+        raise CacheError(f"{what} {entry} is unreadable ({cause}); {advice}") from None
     if not isinstance(meta, dict) or any(k not in meta for k in (*fields, "checksum")):
         raise CacheError(f"{what} {entry}: {meta_name} lacks {', '.join(fields)}; {advice}")
     if meta["checksum"] != checksum({k: meta[k] for k in fields}, blob):
@@ -222,7 +209,7 @@ def read_entry(
 
 
 def _lock(path: Path, timeout: float | None = None) -> Any:
-    """Hold the lock file ``path`` (saying so while it waits); a :class:`CacheError` if not within ``timeout`` s."""
+    """Hold the lock file ``path`` until the ``with`` ends (saying so while it waits, at most ``timeout`` s)."""
     from filelock import FileLock, Timeout
 
     timeout = LOCK_TIMEOUT if timeout is None else finite(timeout, "lock timeout", 0)
@@ -240,12 +227,12 @@ def _lock(path: Path, timeout: float | None = None) -> Any:
             raise CacheError(f"{path} is not a regular file; delete it (a lock file is a plain file)")
         lock = FileLock(str(path))
         try:
-            lock.acquire(timeout=min(LOCK_NOTE_AFTER, timeout))
+            return lock.acquire(timeout=min(LOCK_NOTE_AFTER, timeout))
         except Timeout:
             if timeout <= LOCK_NOTE_AFTER:
                 raise
             note(f"waiting for {path} (held by another process)")
-            lock.acquire(timeout=timeout - LOCK_NOTE_AFTER)
+            return lock.acquire(timeout=timeout - LOCK_NOTE_AFTER)
     except Timeout:
         raise CacheError(
             f"{path} is still held by another process after {timeout:g} s; "
@@ -256,7 +243,6 @@ def _lock(path: Path, timeout: float | None = None) -> Any:
             f"cannot write the lock file {path} ({reason(err)}); "
             "make the cache folder writable or point $VAE_TUT_CACHE elsewhere"
         ) from None
-    return lock
 
 
 def cached(
@@ -267,17 +253,15 @@ def cached(
     refresh: bool = False,
     timeout: float | None = None,
 ) -> tuple[T, bool]:
-    """The value stored in ``folder`` (``load(folder)``), else fetched (:func:`vae_tut.remote.fetch`) or computed
-    (``compute(scratch)`` returns it and the entry's files; ``scratch`` survives an interruption) and stored, under
-    a lock file (waiting at most ``timeout`` s); plus whether it was stored. ``refresh`` computes it again."""
+    """``load(folder)``, else fetched (:func:`vae_tut.remote.fetch`) or computed (``compute(scratch)`` returns it and
+    the entry's files) and stored under a lock file; plus whether it was stored. ``refresh`` computes it again."""
     from . import remote
 
     folder = Path(folder)
     with contextlib.suppress(CacheError, OSError):  # maybe being replaced right now: look again under the lock
         if not refresh and folder.is_dir():
             return load(folder), True
-    lock = _lock(folder.with_name(f".{folder.name}.lock"), timeout)
-    try:
+    with _lock(folder.with_name(f".{folder.name}.lock"), timeout):
         if folder.is_dir() and not refresh:
             try:
                 return load(folder), True
@@ -299,8 +283,6 @@ def cached(
         write_atomic_dir(folder, files)
         shutil.rmtree(scratch, ignore_errors=True)
         return value, False
-    finally:
-        lock.release()
 
 
 def note(message: str) -> None:

@@ -1,8 +1,5 @@
-"""Training and evaluating a VAE or autoencoder (the loop is explained in chapter 5).
-
-The data stay on the device as two tensors; every random stream is seeded, also across a resume.
-Channels-last, fused Adam, glibc's kept memory and bf16 autocast (only where the hardware has
-native bf16) make it faster without changing what it computes (Performance appendix)."""
+"""Training and evaluating a VAE or autoencoder (chapter 5's loop), every random stream seeded, also across a resume.
+Channels-last, fused Adam, kept memory and native bf16 make it faster, not different (Performance appendix)."""
 
 from __future__ import annotations
 
@@ -148,8 +145,7 @@ def check_precision(precision: object) -> str:
 
 
 def native_bf16(device: torch.device | str | None = None) -> bool:
-    """Whether ``device`` multiplies bfloat16 in hardware: CUDA without emulation, or a CPU with
-    AVX512_BF16 or AMX that torch drives with its AVX-512 kernels (Performance appendix)."""
+    """Whether ``device`` multiplies bfloat16 in hardware: CUDA, or an AVX-512 CPU with AVX512_BF16 or AMX."""
     device = resolve_device(device)
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
@@ -353,9 +349,8 @@ def fit(
     kl_variant: str = "exact",
     labels: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> FitResult:
-    """Train ``model`` with Adam; its history and final losses (chapter 5). ``on_epoch_end`` gets a
-    checkpoint after every epoch that ``resume`` continues exactly; a NaN or infinite loss raises
-    :class:`TrainingDiverged`. A conditional VAE takes ``labels=(train, test)``."""
+    """Train ``model`` with Adam (chapter 5); ``on_epoch_end`` gets a checkpoint each epoch that ``resume`` continues
+    exactly, a NaN loss raises :class:`TrainingDiverged`, a conditional VAE takes ``labels=(train, test)``."""
     likelihood, kl_variant, (train_y, test_y) = _check_fit_input(
         model, train_images, test_images, labels, (c, lr, batch_size, epochs, seed), likelihood, kl_variant
     )

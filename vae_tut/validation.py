@@ -1,11 +1,10 @@
-"""The package's input checks: numbers, names, seeds, on/off values and tensors. Each mistake gives
-the same one-line :class:`~vae_tut.errors.ConfigError` wherever it is made."""
+"""The package's input checks: each mistake gives the same one-line :class:`~vae_tut.errors.ConfigError` anywhere."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import torch
@@ -14,7 +13,6 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 IMAGE_SHAPE = (1, 28, 28)  # one channel of 28 x 28 pixels, the shape of both data sets (chapter 1)
-SEED_MAX = 2**32 - 1  # torch seeds with the low 32 bits only: larger seeds would alias smaller ones
 _ON = ("1", "true", "yes", "on")
 _OFF = ("0", "false", "no", "off")
 
@@ -30,16 +28,6 @@ def _kind(value: object) -> str:
     return kind + " (torch.as_tensor(x).float() converts it)" if type(value).__module__ == "numpy" else kind
 
 
-def _float(value: object) -> float:
-    """``value`` as a float: NaN for anything but an int or float (a bool too), inf for a huge int."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return math.nan
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf
-
-
 def whole(value: object, name: str, least: int = 0, most: int | None = None) -> int:
     """``value`` if it is a whole number from ``least`` to ``most`` (no bool, no float)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < least or (most is not None and value > most):
@@ -48,22 +36,26 @@ def whole(value: object, name: str, least: int = 0, most: int | None = None) -> 
     return value
 
 
+def _number(value: object, name: str, bound: str, ok: Callable[[float], bool]) -> float:
+    """``value`` as a float if it is a finite int or float (no bool) that ``ok`` accepts; else it must be ``bound``."""
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if not (math.isfinite(number) and ok(number)):
+        raise ConfigError(f"{name} must be a finite number{bound}, got {shown(value)}")
+    return number
+
+
 def positive(value: object, name: str, most: float | None = None) -> float:
     """``value`` as a float if it is a finite number > 0 (and <= ``most``)."""
-    number = _float(value)
-    if not (math.isfinite(number) and number > 0 and (most is None or number <= most)):
-        limit = "" if most is None else f" and <= {most:g}"
-        raise ConfigError(f"{name} must be a finite number > 0{limit}, got {shown(value)}")
-    return number
+    limit = "" if most is None else f" and <= {most:g}"
+    return _number(value, name, f" > 0{limit}", lambda x: x > 0 and (most is None or x <= most))
 
 
 def finite(value: object, name: str, least: float | None = None) -> float:
     """``value`` as a float if it is a finite number (and >= ``least``); no bool."""
-    number = _float(value)
-    if not math.isfinite(number) or (least is not None and number < least):
-        bound = "" if least is None else f" >= {least:g}"
-        raise ConfigError(f"{name} must be a finite number{bound}, got {shown(value)}")
-    return number
+    return _number(value, name, "" if least is None else f" >= {least:g}", lambda x: least is None or x >= least)
 
 
 def one_of(value: object, choices: Iterable[T], name: str) -> T:
@@ -76,7 +68,7 @@ def one_of(value: object, choices: Iterable[T], name: str) -> T:
 
 def seed(value: object) -> int:
     """A random seed: a whole number from 0 to 2**32 - 1 (torch would alias larger ones)."""
-    return whole(value, "seed", 0, SEED_MAX)
+    return whole(value, "seed", 0, 2**32 - 1)
 
 
 def flag(value: object, name: str) -> bool:
@@ -144,8 +136,7 @@ def images(
     float32: bool = True,
     unit: bool = True,
 ) -> torch.Tensor:
-    """Images: a non-empty float tensor ``[N, *shape]`` (``None``: any), float32 unless ``float32=False``,
-    with values in [0, 1] if ``unit``, else finite (chapter 1 shows the format)."""
+    """Non-empty float images ``[N, *shape]`` (``None``: any), float32 unless ``float32=False``, in [0, 1] if unit."""
     dims = "N, ..." if shape is None else ", ".join(("N", *map(str, shape)))
     values = "with values in [0, 1]" if unit else "of finite values"
     want = f"{what} must be a {'float32' if float32 else 'float'} tensor [{dims}] {values}"

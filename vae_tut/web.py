@@ -31,56 +31,31 @@ from .train import eval_mode
 
 N_CHECKS = 3  # fixed codes whose PyTorch decodings go into the page, for the browser test
 MODELS_FOLDER = "vae-models"  # under the build's _static/
-ENTRY_FOLDER = "web"  # under the run cache
-
-
-class PixelDecoder(nn.Module):
-    """``model``'s decoder as the browser runs it: codes ``[N, z]`` -> pixels in [0, 1], ``[N, 784]``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model.decoder(z)).flatten(1)  # type: ignore[operator]  # unchecked: traced
 
 
 def export_decoder(model: nn.Module, path: str | os.PathLike) -> Path:
-    """Write ``model``'s decoder (:class:`PixelDecoder`: input ``z`` of any batch size, output ``x``) to ``path``
-    as ONNX with the dynamo exporter (PyPI ``onnxscript``), its progress lines and warnings kept out of the notebook."""
+    """Write ``model``'s decoder as the page runs it (codes ``z`` -> pixels ``x`` [N, 784]) to ``path`` as ONNX."""
     with eval_mode(model), warnings.catch_warnings(), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            PixelDecoder(model),
+            nn.Sequential(model.decoder, nn.Sigmoid(), nn.Flatten()),  # type: ignore[arg-type]
             (torch.zeros(2, int(model.latent_dim)),),  # type: ignore[arg-type]
             dynamo=True,
             input_names=["z"],
             output_names=["x"],
-            dynamic_shapes={"z": {0: torch.export.Dim("batch", min=1, max=4096)}},
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),  # z: any batch size
             optimize=True,
             verbose=False,
         )
-        if program is None:
-            raise CacheError("the ONNX exporter returned nothing")
-        program.save(str(path))
+        program.save(str(path))  # type: ignore[union-attr]  # None only without dynamo=True
     return Path(path)
 
 
-def check_codes(z: int, n: int = N_CHECKS) -> torch.Tensor:
-    """The fixed codes ``[n, z]`` whose decodings the page carries: the origin, then seeded N(0, I) draws."""
-    codes = prior_samples(n, z, seed=1234)
-    codes[0] = 0.0
-    return codes
-
-
 ENTRY_FIELDS = ("name", "key", "weights", "config", "label", "z", "torch", "checks")  # meta.json's, under its checksum
-# The export code, hashed once at import (as a run's code is): part of every entry's key.
-EXPORT_CODE: str = store.code_version((PixelDecoder, export_decoder, check_codes, store.checksum))
 
 
 def entry_key(run: Run) -> tuple[str, str]:
-    """The key of ``run``'s exported decoder (its config, the weights its model holds now, torch, onnx and
-    :data:`EXPORT_CODE`) and the checksum of those weights (:func:`vae_tut.store.weights_checksum`)."""
+    """The key of ``run``'s exported decoder (config, current weights, versions, :data:`EXPORT_CODE`), its weights'."""
     import onnx
 
     weights = store.weights_checksum(run.model)
@@ -90,7 +65,7 @@ def entry_key(run: Run) -> tuple[str, str]:
 
 def entries_root(cache: str | os.PathLike | None = None) -> Path:
     """The folder of exported decoders inside the run cache."""
-    return cache_dir(cache) / ENTRY_FOLDER
+    return cache_dir(cache) / "web"
 
 
 def model_file(name: str, cache: str | os.PathLike | None = None) -> Path:
@@ -102,8 +77,7 @@ def model_file(name: str, cache: str | os.PathLike | None = None) -> Path:
 
 
 def decoder_entry(run: Run, cache: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
-    """``run``'s decoder exported to ONNX once and kept in the run cache under :func:`entry_key`: the file and its
-    metadata (PyTorch's decodings of :func:`check_codes` for the browser test; checked by :func:`load_entry`)."""
+    """``run``'s decoder exported to ONNX once and kept in the run cache under :func:`entry_key`: file and metadata."""
     key, weights = entry_key(run)
     config = run.config
     name = f"{config.arch}-{config.kind}-{config.dataset}-z{config.z}-onnx-{key}"
@@ -111,7 +85,8 @@ def decoder_entry(run: Run, cache: str | os.PathLike | None = None) -> tuple[Pat
     def compute(scratch: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         scratch.mkdir(parents=True, exist_ok=True)
         blob = export_decoder(run.model, scratch / "decoder.onnx").read_bytes()
-        codes = check_codes(config.z)
+        codes = prior_samples(N_CHECKS, config.z, seed=1234)
+        codes[0] = 0.0  # the origin, then seeded N(0, I) draws
         checks = [
             {"code": [round(v, 6) for v in c.tolist()], "pixels": [round(v, 7) for v in p.tolist()]}
             for c, p in zip(codes, decode(run.model, codes).flatten(1))
@@ -121,11 +96,17 @@ def decoder_entry(run: Run, cache: str | os.PathLike | None = None) -> tuple[Pat
         meta["checksum"] = store.checksum({k: meta[k] for k in ENTRY_FIELDS}, blob)
         return meta, {"decoder.onnx": blob, "meta.json": meta}
 
-    meta, _ = store.cached(entries_root(cache) / name, compute, lambda entry: load_entry(entry, key))
+    meta, _ = store.cached(entries_root(cache) / name, compute, lambda entry: load_entry(entry, key)[0])
     return entries_root(cache) / name / "decoder.onnx", meta
 
 
-def _read_entry(entry: Path, key: str | None) -> tuple[dict[str, Any], bytes]:
+# The export code, hashed once at import (as a run's code is): part of every entry's key.
+EXPORT_CODE: str = store.code_version((export_decoder, decoder_entry, store.checksum))
+
+
+def load_entry(entry: Path, key: str | None = None) -> tuple[dict[str, Any], bytes]:
+    """The metadata and ONNX file of the exported decoder in ``entry``, checked against their checksum and for the
+    key ``key`` (default: the one its folder's name ends in); a one-line :class:`CacheError` if not."""
     advice = "delete it and run the chapter again"
     meta, blob = store.read_entry(entry, "decoder.onnx", ENTRY_FIELDS, "exported decoder", advice, "meta.json")
     wanted = entry.name.rpartition("-onnx-")[2] if key is None else key
@@ -137,15 +118,9 @@ def _read_entry(entry: Path, key: str | None) -> tuple[dict[str, Any], bytes]:
     return meta, blob
 
 
-def load_entry(entry: Path, key: str | None = None) -> dict[str, Any]:
-    """The metadata of the exported decoder in ``entry``, checked with its ONNX file against their checksum and
-    for the key ``key`` (default: the one its folder's name ends in); a one-line :class:`CacheError` if not."""
-    return _read_entry(entry, key)[0]
-
-
 def decoder_bytes(name: str, cache: str | os.PathLike | None = None) -> bytes:
     """The checked ONNX file a page names ``name`` (see :func:`load_entry`): what ``latent_web`` copies to the build."""
-    return _read_entry(model_file(name, cache).parent, None)[1]
+    return load_entry(model_file(name, cache).parent)[1]
 
 
 def _png_url(png: bytes) -> str:
@@ -212,9 +187,8 @@ def explorer(
     title: str | None = None,
     cache: str | os.PathLike | None = None,
 ) -> WebBlock:
-    """The in-browser explorer of ``run``'s latent space (chapters 5 and 8): a pad (z = 2) or one slider per
-    dimension by KL over the posterior means of test ``images`` (or ``encoded``, their ``(means, variances)``),
-    and a morph between two of them, ``pair`` (default: the first 0 and the first 1)."""
+    """The in-browser explorer of ``run``'s latent space (chapters 5 and 8): a pad (z = 2) or sliders by KL over the
+    posterior means of ``images`` (or ``encoded``: means, variances), and a morph between two of them, ``pair``."""
     z = int(run.config.z)
     validation.images(images)
     labels = validation.labels(labels, len(images)).cpu()
@@ -228,10 +202,9 @@ def explorer(
         raise ConfigError("encoded must be the pair (means, variances) of the images")
     else:
         means = validation.codes(encoded[0], "encoded means", z, rows=len(images))
-        variances = validation.codes(encoded[1], "encoded variances", z, rows=len(images), least=0.0)
-        validation.same_shape(means, variances, "encoded means and variances")
         if len(means) != len(images):
             raise ConfigError(f"encoded must hold one code per image ({len(images)}), got {len(means)}")
+        variances = validation.tensor(encoded[1], "encoded variances", tuple(means.shape), least=0.0)
     digits = [str(k) for k in range(int(labels.max()) + 1)]
     names = validation.class_names(digits if class_names is None else class_names, len(digits))
     firsts = [int(torch.nonzero(labels == k)[0]) for k in range(len(digits)) if bool((labels == k).any())]
@@ -287,29 +260,21 @@ def explorer(
     return WebBlock(markup, text, data)
 
 
-Frame = dict[str, Any]  # the pictures of one run in a :func:`sweep`, from :func:`sweep_frame`
-
-
 def sweep_frame(
     run: Run, images: torch.Tensor, caption: str, n_side: int = 6, n_recon: int = 8, seed: int = 0
-) -> Frame:
+) -> dict[str, Any]:
     """One frame of :func:`sweep`: ``n_side``² prior samples and ``n_recon`` test images over their reconstructions."""
     validation.images(images)
     validation.whole(n_side, "n_side", 1)
     validation.whole(n_recon, "n_recon", 1, len(images))
-    samples = decode(run.model, prior_samples(n_side * n_side, int(run.config.z), seed))
+    samples = grid_png(decode(run.model, prior_samples(n_side * n_side, int(run.config.z), seed)), n_side)
     originals = images[:n_recon]
-    recon = decode(run.model, encode(run.model, originals)[0])
-    return {
-        "caption": caption,
-        "label": run.config.label(),
-        "samples": grid_png(samples, nrow=n_side),
-        "recon": grid_png(torch.cat([originals, recon]), nrow=n_recon),
-    }
+    recon = grid_png(torch.cat([originals, decode(run.model, encode(run.model, originals)[0])]), n_recon)
+    return {"caption": caption, "label": run.config.label(), "samples": samples, "recon": recon}
 
 
 def sweep(
-    frames: Sequence[Sequence[Frame]], values: Sequence[str], name: str, columns: Sequence[str] = ("",), start: int = 0
+    frames: Sequence[Sequence[dict]], values: Sequence[str], name: str, columns: Sequence[str] = ("",), start: int = 0
 ) -> WebBlock:
     """Pictures of several runs behind one slider ``name`` (chapters 8 and 9): ``frames[i][k]`` is :func:`sweep_frame`
     of slider position ``values[i]`` (``"z = 5"``) and column ``columns[k]`` (MLP, CNN); without JavaScript, all."""

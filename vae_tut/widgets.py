@@ -1,5 +1,4 @@
-"""An interactive latent-space explorer for a running kernel (chapters 5 and 8); the static HTML book keeps its
-last drawn state, and :mod:`vae_tut.web` explores in the browser."""
+"""An ipywidgets latent-space explorer for a running kernel (chapters 5 and 8); :mod:`vae_tut.web` is the book's."""
 
 from __future__ import annotations
 
@@ -53,8 +52,7 @@ class LatentExplorer:
             control.observe(self._on_slider, names="value")
         for control in (self.dim_x, self.dim_y):
             control.observe(self._on_dims, names="value")
-        controls = w.VBox([w.HBox([self.dim_x, self.dim_y]), self.slider_x, self.slider_y])
-        self.widget = w.VBox([controls, self.output])
+        self.widget = w.VBox([w.VBox([w.HBox([self.dim_x, self.dim_y]), self.slider_x, self.slider_y]), self.output])
         self._on_dims()
 
     def _on_dims(self, _change: dict | None = None) -> None:
