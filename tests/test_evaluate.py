@@ -21,7 +21,7 @@ import torch
 from vae_tut.errors import CacheError, ConfigError
 from vae_tut.evaluate import elbo, elbo_terms, iwae_from_weights, log_importance_weights
 from vae_tut.experiments import RunConfig
-from vae_tut.likelihood import decoder_c, evaluate_run
+from vae_tut.likelihood import decoder_c, estimate_likelihood, evaluate_run, is_estimated, likelihood_settings
 from vae_tut.models import build_model
 
 C = 0.3
@@ -209,6 +209,20 @@ def test_evaluate_run_is_consistent_and_cached(tmp_path):
     assert dataclasses.replace(again, cached=False) == first
     with pytest.raises(ConfigError):
         evaluate_run(fake, x, ks=())
+
+
+def test_chapter_ten_estimates_are_computed_once_per_run(tiny_data, monkeypatch, tmp_path):
+    """estimate_likelihood trains the run, scores chapter 10's test images once; is_estimated says so."""
+    monkeypatch.setenv("VAE_TUT_QUICK", "1")
+    config = RunConfig(epochs=1)
+    assert not is_estimated(config)  # not even trained
+    trained, first = estimate_likelihood(config, device="cpu")
+    assert trained.origin == "trained" and not first.cached and is_estimated(config, device="cpu")
+    settings = likelihood_settings()
+    assert sorted(first.iwae) == list(settings["ks"]) and settings["n_images"] == 100
+    assert json.loads(_likelihood_entries(tmp_path)[0].read_text())["n_images"] == 100
+    again = estimate_likelihood(config)[1]
+    assert again.cached and dataclasses.replace(again, cached=False) == first
 
 
 def _likelihood_entries(tmp_path) -> list[Path]:

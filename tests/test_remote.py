@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import shutil
 import socket
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from vae_tut import remote, train
 from vae_tut.cli import main
+from vae_tut.errors import CacheError
 from vae_tut.experiments import RunConfig, cache_dir, run
 
 CONFIG = RunConfig()  # the report's MLP; quick mode and the tiny data make it a 1-second run
@@ -337,3 +339,18 @@ def test_reproduce_counts_what_it_trained_fetched_and_read(published, monkeypatc
 def test_without_pooch_it_trains(published, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pooch", None)  # an environment made before pooch was a dependency
     _falls_back(capsys, "it needs PyPI pooch (pooch is missing; pip install -e .)")
+
+
+def test_publish_refuses_a_folder_it_would_spoil(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    cases = {
+        tmp_path / "a-file": "is not a folder; name a new folder to publish the runs to",
+        tmp_path / "busy": "holds files but no index.json (not published runs); name a new or empty folder",
+        cache_dir() / "site": f"overlaps the run cache {cache_dir()}; name a folder outside it",
+    }
+    for dest, message in cases.items():
+        with pytest.raises(CacheError, match=f"^{re.escape(f'{dest} {message}')}$"):
+            remote.publish(dest)
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"] and not (cache_dir() / "site").exists()
