@@ -601,8 +601,6 @@ WALK = {
                                        "samples must be finite, got NaN or infinite values"),
     "analysis.nearest_code(codes)": (lambda x: analysis.nearest_code(CODES, x), CODES, "wrong shape",
                                      "codes must be a float32 tensor [N, 2], got shape [6, 2, 1]"),
-    "analysis.nearest_code_distance": (lambda x: analysis.nearest_code_distance(x, CODES), CODES, "numpy",
-                                       "samples must be a float32 tensor [N, *], " + NUMPY),
     "analysis.distortion": (lambda x: analysis.distortion(MODEL, x), IMAGES, "float64",
                             IMAGES_MUST + "torch.float64 (images.float() converts them)"),
     "analysis.rate": (lambda x: analysis.rate(MODEL, x), IMAGES, "empty", IMAGES_MUST + "no images"),

@@ -298,6 +298,9 @@ def test_publish_leaves_out_what_is_not_a_finished_entry(published, monkeypatch,
     assert index["format"] == 1 and list(index["entries"]) == [entry.name]
     assert set(index["entries"][entry.name]["files"]) == {"model.pt", "result.json"}
     assert {p.name for p in (tmp_path / "out").iterdir()} == {entry.name, "index.json"}
+    monkeypatch.setattr(remote, "MAX_FILE_BYTES", 1000)  # weights a reader's fetch would refuse are not published
+    assert remote.publish(tmp_path / "small", cache=source) == 0
+    assert "model.pt is" in capsys.readouterr().err
 
 
 def test_publish_command_is_one_line(published, monkeypatch, capsys, tmp_path):

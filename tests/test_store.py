@@ -139,6 +139,9 @@ def test_read_regular_refuses_fifos_links_and_endless_files(tmp_path):
     (tmp_path / "zero").symlink_to("/dev/zero")
     with pytest.raises(OSError):  # O_NOFOLLOW: a link is not opened
         store.read_regular(tmp_path / "zero", 10)
+    # a file longer than its size said when opened (one still being written; /proc reports size 0)
+    with pytest.raises(CacheError, match=r"^/proc/self/status grew beyond 10 bytes while it was read$"):
+        store.read_regular(Path("/proc/self/status"), 10)
 
 
 def test_a_lock_that_is_a_dangling_link_writes_nothing_outside_the_cache(tmp_path):

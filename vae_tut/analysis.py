@@ -117,11 +117,6 @@ def nearest_code(
     return torch.cat([b.values for b in best]), torch.cat([b.indices for b in best])
 
 
-def nearest_code_distance(samples: torch.Tensor, codes: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Distance from each row of ``samples`` to its nearest row of ``codes`` (chapter 8)."""
-    return nearest_code(samples, codes, batch_size)[0]
-
-
 def distortion(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
     """Mean squared error per pixel between ``images`` and their decodings of one z ~ q(z|x) (chapter 9)."""
     validation.seed(seed)

@@ -41,9 +41,9 @@ def network_flops(arch: str, z: int, kind: str = "vae", hidden: int = MLP_HIDDEN
 
 
 def _timed(step: Callable[[], object], device: torch.device, repeats: int = 2) -> float:
-    for calls in (1, repeats):  # seconds per call of ``step``, timed after one warm-up call
+    for phase in ("warm-up", "timed"):  # seconds per call of ``step``, timed over ``repeats`` calls after one warm-up
         started = time.perf_counter()
-        for _ in range(calls):
+        for _ in range(1 if phase == "warm-up" else repeats):
             step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -135,7 +135,7 @@ class Progress:
         """FLOP/s per worker: measured on ``family``; else its calibrated speed scaled as the measured
         families compare with theirs; else measured on all tasks so far; else the default."""
         if family not in self.work and family in self.calibrated:
-            loads = [f / s / self.calibrated[k] for k, (f, s) in self.work.items() if k in self.calibrated]
+            loads = [fl / s / self.calibrated[fam] for fam, (fl, s) in self.work.items() if fam in self.calibrated]
             return self.calibrated[family] * (sum(loads) / len(loads) if loads else 1.0)
         measured = [self.work[family]] if family in self.work else list(self.work.values())
         seconds = sum(s for _, s in measured)

@@ -93,8 +93,7 @@ class RunConfig:
             text += f", KL {self.kl_variant}"
         if self.hidden != MLP_HIDDEN:
             text += f", hidden {self.hidden}"
-        text += f", {self.precision}"
-        return text + (" [QUICK MODE]" if self.is_quick else "")
+        return text + f", {self.precision}" + (" [QUICK MODE]" if self.is_quick else "")
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a dict (what a cache entry records)."""

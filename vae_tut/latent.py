@@ -34,8 +34,9 @@ def decode(model: nn.Module, codes: torch.Tensor, batch_size: int = 2000) -> tor
     whole(batch_size, "batch size", 1)
     device = next(model.parameters()).device
     with eval_mode(model):
-        logits = [model.decode(batch.to(device)) for batch in codes.split(batch_size)]  # type: ignore[operator]
-    return torch.sigmoid(torch.cat(logits)).cpu()
+        decoded = (model.decode(batch.to(device)) for batch in codes.split(batch_size))  # type: ignore[operator]
+        images = [torch.sigmoid(logits).cpu() for logits in decoded]  # each batch leaves the device at once
+    return torch.cat(images)
 
 
 def grid_codes(lo: tuple[float, float], hi: tuple[float, float], n: int = 15) -> torch.Tensor:

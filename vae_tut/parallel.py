@@ -23,8 +23,8 @@ def training_task(name: str, config: RunConfig, *, device: str | None = None, re
     """Train (or load) ``config``'s run with :func:`vae_tut.experiments.run`, reporting its epochs."""
     step, forward, _ = network_flops(config.arch, config.z, config.kind, config.hidden)
     flops = config.epochs * (step * (config.train_size or TRAIN_SIZE) + forward * MONITOR_SIZE) + forward * TEST_SIZE
-    kwargs = {"device": device, "progress": False, "retrain": retrain}
-    return Task(name, config.label(), run, (config,), kwargs, config.epochs, flops, f"{config.arch} training")
+    family, kwargs = f"{config.arch} training", {"device": device, "progress": False, "retrain": retrain}
+    return Task(name, config.label(), run, (config,), kwargs, epochs=config.epochs, flops=flops, family=family)
 
 
 def likelihood_task(name: str, config: RunConfig, *, device: str | None = None, after: tuple[str, ...] = ()) -> Task:
@@ -34,7 +34,8 @@ def likelihood_task(name: str, config: RunConfig, *, device: str | None = None, 
     decodes = max(settings["ks"]) + settings["elbo_samples"]  # per image; the encoder runs twice
     flops = settings["n_images"] * (2 * forward + decodes * decode)
     family, kwargs = f"{config.arch} likelihood", {"device": device}
-    return Task(f"likelihood {name}", config.label(), estimate_likelihood, (config,), kwargs, 0, flops, family, after)
+    fn = estimate_likelihood
+    return Task(f"likelihood {name}", config.label(), fn, (config,), kwargs, flops=flops, family=family, after=after)
 
 
 def missing_tasks(only: str | None = None, *, device: str | None = None, retrain: bool = False) -> list[Task]:

@@ -223,10 +223,10 @@ def count_origins(folders: Iterable[Path], before: set[Path]) -> dict[str, int]:
 
 def _checked(rel: str, folder: Path) -> dict[str, bytes]:
     """The files of a finished entry that passes its reader's check, by name; a :class:`CacheError` otherwise."""
-    result = store.read_regular(folder / "result.json", store.MAX_ENTRY_BYTES)
     if "/" in rel:
-        from .likelihood import _numbers_checksum
+        from .likelihood import MAX_RESULT_BYTES, _numbers_checksum
 
+        result = store.read_regular(folder / "result.json", MAX_RESULT_BYTES)
         saved = json.loads(result)
         if not isinstance(saved, dict) or "key" not in saved or saved.pop("checksum", None) != _numbers_checksum(saved):
             raise CacheError("its numbers do not match their checksum")
@@ -236,7 +236,9 @@ def _checked(rel: str, folder: Path) -> dict[str, bytes]:
     meta, weights = store.read_entry(folder, "model.pt", METRICS, "cache entry", "left out")
     if meta.get("code_version") != CODE_VERSION:
         raise CacheError("made by other training code")
-    return {"model.pt": weights, "result.json": result}
+    if len(weights) > MAX_FILE_BYTES:
+        raise CacheError(f"model.pt is {len(weights):,} bytes, more than the {MAX_FILE_BYTES:,} a file may have")
+    return {"model.pt": weights, "result.json": store.read_regular(folder / "result.json", MAX_FILE_BYTES)}
 
 
 def publish(dest: str | os.PathLike, cache: str | os.PathLike | None = None) -> int:

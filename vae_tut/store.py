@@ -185,7 +185,10 @@ def read_regular(path: Path, max_bytes: int) -> bytes:
             raise CacheError(f"{path} is not a regular file")
         if info.st_size > max_bytes:
             raise CacheError(f"{path} is {info.st_size:,} bytes, more than the {max_bytes:,} it may have")
-        return handle.read(max_bytes)  # a file growing meanwhile comes cut short, and fails its checksum
+        blob = handle.read(max_bytes + 1)
+    if len(blob) > max_bytes:
+        raise CacheError(f"{path} grew beyond {max_bytes:,} bytes while it was read")
+    return blob
 
 
 def read_entry(
